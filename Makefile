@@ -1,0 +1,53 @@
+# peersnap top-level build.
+#
+#   make            build dm-peersnap.ko (W=1) and the userspace programs
+#   make deps       install every Debian package the project needs (idempotent)
+#   make check      unit tests (ASan+UBSan) and VM tests; summary line at the end
+#   make demo       the lazy-read demo inside the VM
+#   make bench      fio benchmarks inside the VM (docs/benchmarks.md)
+#   make style      checkpatch --strict and clang-format on kmod/ and uapi/
+#   make vm-shell   interactive shell in the test VM
+
+KVER ?= $(shell scripts/kver 2>/dev/null)
+KDIR ?= /lib/modules/$(KVER)/build
+export KVER KDIR
+
+.PHONY: all module agent unit deps check demo bench style vm-shell clean
+
+all: module agent
+
+module:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) W=1 modules
+
+agent:
+	$(MAKE) -C agent
+
+unit:
+	$(MAKE) -C tests/unit
+
+deps:
+	scripts/deps
+
+check: deps
+	$(MAKE) all
+	scripts/check
+
+demo: deps
+	$(MAKE) all
+	scripts/vm run tests/demo.sh
+
+bench: deps
+	$(MAKE) all
+	scripts/bench
+
+style:
+	scripts/style
+
+vm-shell: all
+	scripts/vm shell
+
+clean:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) clean 2>/dev/null || true
+	$(MAKE) -C agent clean
+	$(MAKE) -C tests/unit clean
+	rm -rf build
