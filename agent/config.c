@@ -34,8 +34,7 @@ struct agent_key {
 	int (*set)(struct parser *p, const char *value);
 };
 
-static const struct sockaddr_un sun_for_size;
-#define SUN_PATH_MAX	(sizeof(sun_for_size.sun_path) - 1)
+#define SUN_PATH_MAX	(sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 int psd_config_set_string(char **field, const char *value)
 {
@@ -495,8 +494,8 @@ static int read_file(const char *path, char **ret_buf, size_t *ret_len)
 int psd_config_load(const char *path, struct psd_config *ret,
 		    char *err, size_t errlen)
 {
-	size_t len;
-	char *buf;
+	char *buf = NULL;
+	size_t len = 0;
 	int r;
 
 	r = read_file(path, &buf, &len);

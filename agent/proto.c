@@ -88,6 +88,19 @@ static const char *other_fields(struct nlattr **tb, struct psd_fetch_msg *m)
 	return fetch_check(m);
 }
 
+/* libnl's parser stops quietly at a broken attribute; we do not. */
+static bool attrs_well_formed(struct nlmsghdr *nlh)
+{
+	struct genlmsghdr *gh = genlmsg_hdr(nlh);
+	struct nlattr *nla;
+	int rem;
+
+	nla_for_each_attr(nla, genlmsg_attrdata(gh, 0), genlmsg_attrlen(gh, 0),
+			  rem)
+		;
+	return rem == 0;
+}
+
 int psd_proto_fetch_parse(struct nlmsghdr *nlh, struct psd_fetch_msg *ret,
 			  const char **ret_why)
 {
@@ -101,6 +114,10 @@ int psd_proto_fetch_parse(struct nlmsghdr *nlh, struct psd_fetch_msg *ret,
 	}
 	if (genlmsg_hdr(nlh)->cmd != PEERSNAP_CMD_FETCH) {
 		*ret_why = "not a FETCH";
+		return -EBADMSG;
+	}
+	if (!attrs_well_formed(nlh)) {
+		*ret_why = "attribute runs past the message";
 		return -EBADMSG;
 	}
 	if (genlmsg_parse(nlh, 0, tb, PEERSNAP_A_MAX, fetch_policy) < 0) {

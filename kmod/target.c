@@ -245,15 +245,21 @@ static int ps_parse_snapshot_id(struct ps_dev *dev, const char *arg,
 	return hex2bin(dev->snapshot_id, arg, PEERSNAP_SNAPSHOT_ID_LEN);
 }
 
-static int ps_add_feature(struct ps_dev *dev, enum ps_feature f, char **error)
+static bool ps_has_feature(struct ps_dev *dev, enum ps_feature f)
 {
 	unsigned int i;
 
-	for (i = 0; i < dev->nr_features; i++) {
-		if (dev->features[i] == f) {
-			*error = "Feature argument given twice";
-			return -EINVAL;
-		}
+	for (i = 0; i < dev->nr_features; i++)
+		if (dev->features[i] == f)
+			return true;
+	return false;
+}
+
+static int ps_add_feature(struct ps_dev *dev, enum ps_feature f, char **error)
+{
+	if (ps_has_feature(dev, f)) {
+		*error = "Feature argument given twice";
+		return -EINVAL;
 	}
 	dev->features[dev->nr_features++] = f;
 	return 0;
@@ -443,7 +449,7 @@ static int ps_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	int r;
 
 	if (argc < 4) {
-		ti->error = "Not enough arguments (need metadata_dev cache_dev chunk_sectors snapshot_id)";
+		ti->error = "Not enough arguments (need 4 and feature args)";
 		return -EINVAL;
 	}
 	dev = ps_dev_alloc(ti);
@@ -585,13 +591,7 @@ static int ps_msg_agent_timeout(struct ps_dev *dev, unsigned int argc,
 		      ps_dev_name(dev));
 		return -EINVAL;
 	}
-	if (!v == !dev->agent_timeout || !v) {
-		WRITE_ONCE(dev->agent_timeout, v);
-	} else {
-		/* The table shows the feature once it has a value. */
-		WRITE_ONCE(dev->agent_timeout, v);
-		ps_add_feature(dev, PS_FEAT_AGENT_TIMEOUT, &(char *){ NULL });
-	}
+	WRITE_ONCE(dev->agent_timeout, v);
 	ps_fetch_kick_timeouts();
 	return 0;
 }

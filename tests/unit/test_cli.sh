@@ -1,0 +1,77 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# The command lines of peersnapd and peersnap-hostile on the host: help,
+# version, usage errors (exit 2), configuration errors quoting the bad
+# line, and the message when dm-peersnap is not loaded (exit 1).
+# Prints KTAP with a kselftest "# Totals:" line.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+agent=${AGENT_DIR:-$here/../../agent}
+d=$agent/peersnapd
+h=$agent/peersnap-hostile
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+n=0 pass=0 fail=0 skip=0
+ok() { n=$((n + 1)); pass=$((pass + 1)); echo "ok $n $1"; }
+not_ok() { n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n $1"; sed 's/^/#   /' "$tmp/out"; }
+skip() { n=$((n + 1)); skip=$((skip + 1)); echo "ok $n $1 # SKIP $2"; }
+
+# expect NAME STATUS REGEX CMD...: CMD exits STATUS, its output matches REGEX
+expect()
+{
+	name=$1 want=$2 re=$3
+	shift 3
+	"$@" >"$tmp/out" 2>&1 </dev/null
+	rc=$?
+	if [ "$rc" -eq "$want" ] && grep -Eq -- "$re" "$tmp/out"; then
+		ok "$name"
+	else
+		echo "exit $rc, wanted $want and /$re/" >>"$tmp/out"
+		not_ok "$name"
+	fi
+}
+
+echo "TAP version 13"
+echo "1..24"
+
+expect help 0 'Usage: peersnapd' "$d" --help
+for opt in --config --origin --state-dir --max-inflight --foreground \
+	   --verbose --help --version; do
+	expect "help-documents$opt" 0 "$opt" "$d" --help
+done
+expect version 0 '^peersnapd [0-9]' "$d" --version
+expect unknown-option 2 'Usage' "$d" --bogus
+expect extra-argument 2 "unexpected argument 'extra'" "$d" extra
+expect max-inflight-zero 2 "--max-inflight '0': expected 1..4096" "$d" -n 0
+expect max-inflight-text 2 "--max-inflight '8x'" "$d" --max-inflight 8x
+expect origin-short-id 2 "snapshot id must be 64 hex characters, got 4" \
+	"$d" --origin abcd=/img
+expect origin-no-equals 2 "no '='" "$d" --origin /img
+expect state-dir-relative 2 "must be an absolute path" "$d" --state-dir rel
+
+printf '[agent]\nport = 7390\nprot = 7\n' >"$tmp/bad.conf"
+expect config-quotes-line 2 "bad.conf:3: unknown key in \[agent\]: 'prot = 7'" \
+	"$d" --config "$tmp/bad.conf"
+expect config-missing 1 "No such file or directory" "$d" -c "$tmp/none.conf"
+
+msg='^peersnap: generic netlink family not found \(is dm-peersnap loaded\?\)$'
+if [ -d /sys/module/dm_peersnap ]; then
+	skip no-module-foreground "dm-peersnap is loaded"
+	skip no-module-daemon "dm-peersnap is loaded"
+else
+	expect no-module-foreground 1 "$msg" "$d" --foreground
+	# The daemonizing parent exits with the child's verdict.
+	expect no-module-daemon 1 "$msg" "$d"
+fi
+
+expect hostile-help 0 'Usage: peersnap-hostile' "$h" --help
+expect hostile-bad-mode 2 'Usage' "$h" nonsense
+if [ -d /sys/module/dm_peersnap ]; then
+	skip hostile-no-module "dm-peersnap is loaded"
+else
+	expect hostile-no-module 3 'family not found' "$h" register
+fi
+
+echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:$skip error:0"
+[ "$fail" -eq 0 ]

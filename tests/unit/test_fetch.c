@@ -1,0 +1,474 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The fetch engine: offset/length math with zero-fill past the image's
+ * end, the buffer pool, and whole requests through io_uring from an image
+ * file to a loop device (skipped without root / loop devices).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+
+#include "kselftest_harness.h"
+
+#include "bufpool.h"
+#include "fetch.h"
+#include "loopdev.h"
+
+/* ---- plan math --------------------------------------------------------- */
+
+static struct psd_fetch_msg req(uint64_t first, uint32_t count,
+				uint32_t sectors)
+{
+	struct psd_fetch_msg m = {
+		.request_id = 1, .first_chunk = first, .chunk_count = count,
+		.chunk_sectors = sectors, .cache_dev = 1,
+	};
+
+	return m;
+}
+
+TEST(plan_inside_the_image)
+{
+	struct psd_fetch_msg m = req(3, 2, 128);	/* 64 KiB chunks */
+	struct psd_fetch_plan p;
+
+	ASSERT_EQ(0, psd_fetch_plan(&m, 1 << 30, &p));
+	EXPECT_EQ(3 * 65536, p.offset);
+	EXPECT_EQ(2 * 65536, p.len);
+	EXPECT_EQ(2 * 65536, p.read_len);
+}
+
+TEST(plan_straddles_the_end)
+{
+	struct psd_fetch_msg m = req(1, 2, 8);		/* 4 KiB chunks */
+	struct psd_fetch_plan p;
+
+	ASSERT_EQ(0, psd_fetch_plan(&m, 4096 + 5000, &p));
+	EXPECT_EQ(4096, p.offset);
+	EXPECT_EQ(8192, p.len);
+	EXPECT_EQ(5000, p.read_len);		/* then 3192 zeros */
+}
+
+TEST(plan_ends_exactly_at_the_end)
+{
+	struct psd_fetch_msg m = req(1, 1, 8);
+	struct psd_fetch_plan p;
+
+	ASSERT_EQ(0, psd_fetch_plan(&m, 8192, &p));
+	EXPECT_EQ(4096, p.read_len);
+}
+
+TEST(plan_past_the_end_is_all_zeros)
+{
+	struct psd_fetch_msg m = req(2, 1, 8);
+	struct psd_fetch_plan p;
+
+	ASSERT_EQ(0, psd_fetch_plan(&m, 8192, &p));
+	EXPECT_EQ(0, p.read_len);
+	ASSERT_EQ(0, psd_fetch_plan(&m, 0, &p));
+	EXPECT_EQ(0, p.read_len);
+	EXPECT_EQ(4096, p.len);
+}
+
+TEST(plan_overflow)
+{
+	struct psd_fetch_msg m = req(UINT64_MAX / 4096, 1, 8);
+	struct psd_fetch_plan p;
+
+	EXPECT_EQ(-EINVAL, psd_fetch_plan(&m, 0, &p));
+	m = req(UINT64_MAX / 4096 - 1, 2, 8);
+	EXPECT_EQ(-EINVAL, psd_fetch_plan(&m, 0, &p));
+	m = req(0, 1, 0);
+	EXPECT_EQ(-EINVAL, psd_fetch_plan(&m, 0, &p));
+}
+
+/* ---- buffer pool ------------------------------------------------------- */
+
+TEST(bufpool_classes)
+{
+	EXPECT_EQ(4096, psd_bufpool_class_size(1));
+	EXPECT_EQ(4096, psd_bufpool_class_size(4096));
+	EXPECT_EQ(8192, psd_bufpool_class_size(4097));
+	EXPECT_EQ(4 << 20, psd_bufpool_class_size(3 << 20));
+	EXPECT_EQ(64 << 20, psd_bufpool_class_size(64 << 20));
+	EXPECT_EQ(0, psd_bufpool_class_size((64 << 20) + 1));
+}
+
+TEST(bufpool_budget_and_reuse)
+{
+	struct psd_bufpool *p;
+	void *a, *b, *c;
+
+	ASSERT_EQ(0, psd_bufpool_init(&p, 64 << 10, 1 << 20));
+	ASSERT_EQ(0, psd_bufpool_get(p, 40000, &a));	/* 64 KiB class */
+	EXPECT_EQ(0, (uintptr_t)a % 4096);
+	EXPECT_FALSE(psd_bufpool_fits(p, 1));
+	EXPECT_EQ(-ENOBUFS, psd_bufpool_get(p, 1, &b));
+	EXPECT_EQ(-E2BIG, psd_bufpool_get(p, (64 << 20) + 1, &b));
+	psd_bufpool_put(p, a, 40000);
+	EXPECT_EQ(0, psd_bufpool_in_use(p));
+	ASSERT_EQ(0, psd_bufpool_get(p, 65536, &b));
+	EXPECT_EQ(a, b);				/* from the free list */
+	psd_bufpool_put(p, b, 65536);
+	ASSERT_EQ(0, psd_bufpool_get(p, 100, &c));
+	EXPECT_EQ(0, (uintptr_t)c % 4096);
+	psd_bufpool_put(p, c, 100);
+	psd_bufpool_uninit(p);
+}
+
+/* ---- whole requests on a loop device ----------------------------------- */
+
+#define CHUNK		65536u
+#define SECTORS		(CHUNK / 512)
+#define IMAGE_SIZE	(4 * CHUNK + 12345)	/* ends inside chunk 4 */
+#define DEVICE_SIZE	(16 * CHUNK)
+#define MAX_DONE	16
+
+static const uint8_t snap[PEERSNAP_SNAPSHOT_ID_LEN] = { 0xab, 0xcd };
+
+struct engine {
+	struct loopdev ld;
+	char image[64];
+	struct psd_loop *loop;
+	struct psd_origins *origins;
+	struct psd_cache *cache;
+	struct psd_fetch *fetch;
+	uint32_t dev;
+	struct psd_fetch_done done[MAX_DONE];
+	unsigned int n_done, want_done;
+	unsigned int overflows, empties;
+	bool drained;
+};
+
+static uint8_t pattern(uint64_t off)
+{
+	return (uint8_t)(off * 7 + (off >> 12) + 1) | 1;	/* never 0 */
+}
+
+static void on_done(void *ctx, const struct psd_fetch_done *d)
+{
+	struct engine *e = ctx;
+
+	if (e->n_done < MAX_DONE)
+		e->done[e->n_done] = *d;
+	if (++e->n_done == e->want_done)
+		psd_loop_stop(e->loop);
+}
+
+static void on_overflow(void *ctx)
+{
+	((struct engine *)ctx)->overflows++;
+}
+
+static void on_empty(void *ctx)
+{
+	((struct engine *)ctx)->empties++;
+}
+
+static void on_drained(void *ctx)
+{
+	struct engine *e = ctx;
+
+	e->drained = true;
+	psd_loop_stop(e->loop);
+}
+
+static const struct psd_fetch_ops ops = {
+	.done = on_done, .overflow = on_overflow,
+	.queue_empty = on_empty, .drained = on_drained,
+};
+
+static int make_image(struct engine *e)
+{
+	uint8_t *buf = malloc(IMAGE_SIZE);
+	uint64_t i;
+	int fd;
+
+	snprintf(e->image, sizeof(e->image), "/tmp/psd-image-XXXXXX");
+	fd = mkstemp(e->image);
+	if (fd < 0 || !buf)
+		return -1;
+	for (i = 0; i < IMAGE_SIZE; i++)
+		buf[i] = pattern(i);
+	if (write(fd, buf, IMAGE_SIZE) != IMAGE_SIZE)
+		return -1;
+	free(buf);
+	return close(fd);
+}
+
+/* Fills the device with 0xee, so zero-fill is visible. */
+static int poison_device(struct engine *e)
+{
+	uint8_t *buf = malloc(DEVICE_SIZE);
+	int r;
+
+	memset(buf, 0xee, DEVICE_SIZE);
+	r = pwrite(e->ld.fd, buf, DEVICE_SIZE, 0) == DEVICE_SIZE ? 0 : -1;
+	free(buf);
+	return r ? r : fsync(e->ld.fd);
+}
+
+static int engine_start(struct engine *e, unsigned int inflight,
+			unsigned int queued)
+{
+	struct psd_origin_entry oe = { .path = e->image };
+	struct psd_fetch_limits lim = {
+		.max_inflight = inflight, .max_queued = queued,
+		.max_buffer_bytes = 64 << 20,
+	};
+
+	memcpy(oe.id, snap, sizeof(snap));
+	if (make_image(e) || poison_device(e))
+		return -1;
+	e->dev = encode_dev(major(e->ld.rdev), minor(e->ld.rdev));
+	if (psd_loop_init(&e->loop, 64) || psd_origins_init(&e->origins, &oe, 1) ||
+	    psd_cache_init(&e->cache, "/tmp/psd-no-state-dir"))
+		return -1;
+	return psd_fetch_init(&e->fetch, e->loop, e->origins, e->cache, &lim,
+			      &ops, e);
+}
+
+static void engine_stop(struct engine *e)
+{
+	psd_loop_quiesce(e->loop, 1000);
+	psd_fetch_uninit(e->fetch);
+	psd_cache_uninit(e->cache);
+	psd_origins_uninit(e->origins);
+	psd_loop_uninit(e->loop);
+	unlink(e->image);
+	loopdev_destroy(&e->ld);
+}
+
+static struct psd_fetch_msg fetch(struct engine *e, uint64_t id,
+				  uint64_t first, uint32_t count, uint8_t prio)
+{
+	struct psd_fetch_msg m = {
+		.request_id = id, .device_id = 3, .first_chunk = first,
+		.chunk_count = count, .cache_dev = e->dev,
+		.chunk_sectors = SECTORS, .priority = prio,
+	};
+
+	memcpy(m.snapshot_id, snap, sizeof(snap));
+	return m;
+}
+
+/* Device bytes [off, off + len) hold the image's bytes, zeros beyond. */
+static bool device_matches(struct engine *e, uint64_t off, uint64_t len)
+{
+	uint8_t *buf = malloc(len);
+	bool ok = pread(e->ld.fd, buf, len, (off_t)off) == (ssize_t)len;
+	uint64_t i;
+
+	for (i = 0; ok && i < len; i++)
+		ok = buf[i] == (off + i < IMAGE_SIZE ? pattern(off + i) : 0);
+	free(buf);
+	return ok;
+}
+
+static bool device_untouched(struct engine *e, uint64_t off, uint64_t len)
+{
+	uint8_t *buf = malloc(len);
+	bool ok = pread(e->ld.fd, buf, len, (off_t)off) == (ssize_t)len;
+	uint64_t i;
+
+	for (i = 0; ok && i < len; i++)
+		ok = buf[i] == 0xee;
+	free(buf);
+	return ok;
+}
+
+static const struct psd_fetch_done *done_for(struct engine *e, uint64_t id)
+{
+	unsigned int i;
+
+	for (i = 0; i < e->n_done && i < MAX_DONE; i++)
+		if (e->done[i].request_id == id)
+			return &e->done[i];
+	return NULL;
+}
+
+FIXTURE(engine) {
+	struct engine e;
+};
+
+FIXTURE_SETUP(engine)
+{
+	memset(&self->e, 0, sizeof(self->e));
+	if (loopdev_create(&self->e.ld, DEVICE_SIZE) < 0)
+		SKIP(return, "no loop device: %s", strerror(errno));
+}
+
+FIXTURE_TEARDOWN(engine)
+{
+}
+
+TEST_F(engine, copies_and_zero_fills)
+{
+	struct engine *e = &self->e;
+	struct psd_fetch_msg m;
+
+	ASSERT_EQ(0, engine_start(e, 64, 16));
+	m = fetch(e, 1, 0, 2, PEERSNAP_PRIO_DEMAND);	/* inside */
+	psd_fetch_submit(e->fetch, &m);
+	m = fetch(e, 2, 3, 2, PEERSNAP_PRIO_DEMAND);	/* straddles end */
+	psd_fetch_submit(e->fetch, &m);
+	m = fetch(e, 3, 8, 3, PEERSNAP_PRIO_PREFETCH);	/* past the end */
+	psd_fetch_submit(e->fetch, &m);
+	m = fetch(e, 4, 12, 1, PEERSNAP_PRIO_DEMAND);
+	m.snapshot_id[0] ^= 1;				/* no such origin */
+	psd_fetch_submit(e->fetch, &m);
+	e->want_done = 4;
+	ASSERT_EQ(0, psd_loop_run(e->loop));
+
+	ASSERT_EQ(4, e->n_done);
+	EXPECT_EQ(0, done_for(e, 1)->status);
+	EXPECT_EQ(0, done_for(e, 2)->status);
+	EXPECT_EQ(0, done_for(e, 3)->status);
+	EXPECT_EQ(-ENOENT, done_for(e, 4)->status);
+	EXPECT_EQ(3, done_for(e, 2)->first_chunk);
+	EXPECT_EQ(2, done_for(e, 2)->chunk_count);
+	EXPECT_EQ(3, done_for(e, 2)->device_id);
+	EXPECT_TRUE(device_matches(e, 0, 2 * CHUNK));
+	EXPECT_TRUE(device_untouched(e, 2 * CHUNK, CHUNK));
+	EXPECT_TRUE(device_matches(e, 3 * CHUNK, 2 * CHUNK));
+	EXPECT_TRUE(device_untouched(e, 5 * CHUNK, 3 * CHUNK));
+	EXPECT_TRUE(device_matches(e, 8 * CHUNK, 3 * CHUNK));
+	EXPECT_TRUE(device_untouched(e, 11 * CHUNK, 5 * CHUNK));
+	/* Every cache device reference was dropped. */
+	EXPECT_EQ(0, psd_cache_open_count(e->cache));
+	EXPECT_EQ(0, psd_fetch_inflight(e->fetch));
+	engine_stop(e);
+}
+
+TEST_F(engine, demand_first_and_duplicates_ignored)
+{
+	struct engine *e = &self->e;
+	struct psd_fetch_msg m;
+
+	ASSERT_EQ(0, engine_start(e, 1, 16));
+	m = fetch(e, 10, 0, 1, PEERSNAP_PRIO_PREFETCH);	/* starts at once */
+	psd_fetch_submit(e->fetch, &m);
+	m = fetch(e, 11, 1, 1, PEERSNAP_PRIO_PREFETCH);
+	psd_fetch_submit(e->fetch, &m);
+	m = fetch(e, 12, 2, 1, PEERSNAP_PRIO_WRITE_HYDRATE);
+	psd_fetch_submit(e->fetch, &m);
+	m = fetch(e, 13, 3, 1, PEERSNAP_PRIO_DEMAND);
+	psd_fetch_submit(e->fetch, &m);
+	m = fetch(e, 11, 1, 1, PEERSNAP_PRIO_PREFETCH);	/* a resend */
+	psd_fetch_submit(e->fetch, &m);
+	m = fetch(e, 10, 0, 1, PEERSNAP_PRIO_PREFETCH);	/* in flight */
+	psd_fetch_submit(e->fetch, &m);
+	EXPECT_EQ(2, psd_fetch_get_stats(e->fetch)->duplicates);
+	e->want_done = 4;
+	ASSERT_EQ(0, psd_loop_run(e->loop));
+	ASSERT_EQ(4, e->n_done);
+	EXPECT_EQ(10, e->done[0].request_id);
+	EXPECT_EQ(13, e->done[1].request_id);
+	EXPECT_EQ(12, e->done[2].request_id);
+	EXPECT_EQ(11, e->done[3].request_id);
+	EXPECT_TRUE(device_matches(e, 0, 4 * CHUNK));
+	engine_stop(e);
+}
+
+TEST_F(engine, full_queue_drops_and_reports)
+{
+	struct engine *e = &self->e;
+	struct psd_fetch_msg m;
+
+	ASSERT_EQ(0, engine_start(e, 1, 1));
+	m = fetch(e, 20, 0, 1, PEERSNAP_PRIO_DEMAND);	/* in flight */
+	psd_fetch_submit(e->fetch, &m);
+	m = fetch(e, 21, 1, 1, PEERSNAP_PRIO_DEMAND);	/* queued */
+	psd_fetch_submit(e->fetch, &m);
+	m = fetch(e, 22, 2, 1, PEERSNAP_PRIO_DEMAND);	/* dropped */
+	psd_fetch_submit(e->fetch, &m);
+	EXPECT_EQ(1, e->overflows);
+	EXPECT_EQ(1, psd_fetch_get_stats(e->fetch)->dropped);
+	EXPECT_EQ(1, psd_fetch_queued(e->fetch));
+	psd_fetch_notify_when_empty(e->fetch);
+	EXPECT_EQ(0, e->empties);
+	e->want_done = 2;
+	ASSERT_EQ(0, psd_loop_run(e->loop));
+	EXPECT_EQ(1, e->empties);
+	EXPECT_EQ(NULL, done_for(e, 22));
+	/* After the owner's REGISTER, the kernel resends it. */
+	psd_fetch_submit(e->fetch, &m);
+	e->want_done = 3;
+	ASSERT_EQ(0, psd_loop_run(e->loop));
+	EXPECT_EQ(0, done_for(e, 22)->status);
+	engine_stop(e);
+}
+
+TEST_F(engine, drain_finishes_inflight_and_forgets_queue)
+{
+	struct engine *e = &self->e;
+	struct psd_fetch_msg m;
+
+	ASSERT_EQ(0, engine_start(e, 1, 16));
+	m = fetch(e, 30, 0, 1, PEERSNAP_PRIO_DEMAND);
+	psd_fetch_submit(e->fetch, &m);
+	m = fetch(e, 31, 1, 1, PEERSNAP_PRIO_DEMAND);
+	psd_fetch_submit(e->fetch, &m);
+	psd_fetch_drain(e->fetch);
+	EXPECT_EQ(0, psd_fetch_queued(e->fetch));
+	m = fetch(e, 32, 2, 1, PEERSNAP_PRIO_DEMAND);
+	psd_fetch_submit(e->fetch, &m);			/* ignored */
+	ASSERT_EQ(0, psd_loop_run(e->loop));
+	EXPECT_TRUE(e->drained);
+	ASSERT_EQ(1, e->n_done);
+	EXPECT_EQ(30, e->done[0].request_id);
+	EXPECT_EQ(0, e->done[0].status);
+	EXPECT_EQ(1, psd_fetch_get_stats(e->fetch)->ignored);
+	engine_stop(e);
+}
+
+TEST_F(engine, bad_cache_device_fails_the_request)
+{
+	struct engine *e = &self->e;
+	struct psd_fetch_msg m;
+
+	ASSERT_EQ(0, engine_start(e, 4, 16));
+	m = fetch(e, 40, 0, 1, PEERSNAP_PRIO_DEMAND);
+	m.cache_dev = encode_dev(4095, 1048575);
+	psd_fetch_submit(e->fetch, &m);
+	/* Past the end of the 1 MiB device: the write fails. */
+	m = fetch(e, 41, 4096, 1, PEERSNAP_PRIO_DEMAND);
+	psd_fetch_submit(e->fetch, &m);
+	e->want_done = 2;
+	ASSERT_EQ(0, psd_loop_run(e->loop));
+	EXPECT_EQ(-ENODEV, done_for(e, 40)->status);
+	EXPECT_GT(0, done_for(e, 41)->status);
+	EXPECT_EQ(0, psd_cache_open_count(e->cache));
+	engine_stop(e);
+}
+
+/* Module reload: old requests finish silently, their ids may recur. */
+TEST_F(engine, forget_after_module_unload)
+{
+	struct engine *e = &self->e;
+	struct psd_fetch_msg m;
+
+	ASSERT_EQ(0, engine_start(e, 1, 16));
+	m = fetch(e, 50, 0, 1, PEERSNAP_PRIO_DEMAND);	/* in flight */
+	psd_fetch_submit(e->fetch, &m);
+	m = fetch(e, 51, 1, 1, PEERSNAP_PRIO_DEMAND);	/* queued */
+	psd_fetch_submit(e->fetch, &m);
+	psd_fetch_forget(e->fetch);
+	EXPECT_EQ(0, psd_fetch_queued(e->fetch));
+	EXPECT_EQ(1, psd_fetch_inflight(e->fetch));
+	/* The next module instance reuses id 50 for another range. */
+	m = fetch(e, 50, 2, 1, PEERSNAP_PRIO_DEMAND);
+	psd_fetch_submit(e->fetch, &m);
+	EXPECT_EQ(0, psd_fetch_get_stats(e->fetch)->duplicates);
+	e->want_done = 1;
+	ASSERT_EQ(0, psd_loop_run(e->loop));
+	ASSERT_EQ(1, e->n_done);
+	EXPECT_EQ(50, e->done[0].request_id);
+	EXPECT_EQ(2, e->done[0].first_chunk);
+	EXPECT_EQ(0, psd_fetch_inflight(e->fetch));
+	EXPECT_TRUE(device_untouched(e, CHUNK, CHUNK));
+	EXPECT_TRUE(device_matches(e, 2 * CHUNK, CHUNK));
+	engine_stop(e);
+}
+
+TEST_HARNESS_MAIN

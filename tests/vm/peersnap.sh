@@ -1,0 +1,77 @@
+# Helpers for VM tests of the peersnap target and agent; sourced after lib.sh.
+#
+#   make_image FILE BYTES       random data
+#   start_agent ID=FILE...      peersnapd in the background, origin images
+#   stop_agent [SIGNAL]
+#   ps_create NAME LEN CHUNK ID [FEATURES...]   on /dev/ram0 (md) + /dev/ram1
+#   ps_field NAME FIELD         one field of `dmsetup status` by name
+#   chunks_present NAME         the <present> of <present>/<total>
+
+PEERSNAPD=${PEERSNAPD:-$PEERSNAP_TOP/agent/peersnapd}
+agent_pid=
+
+make_image() {
+	head -c "$2" /dev/urandom >"$1"
+}
+
+start_agent() {
+	local args=() o
+	for o in "$@"; do
+		args+=(--origin "$o")
+	done
+	"$PEERSNAPD" --foreground --state-dir /run/peersnapd "${args[@]}" \
+		>>/tmp/peersnapd.log 2>&1 &
+	agent_pid=$!
+	wait_for "agent registered" agent_registered
+}
+
+agent_registered() {
+	dmesg | tail -n 50 | grep -q "agent registered (port" &&
+		kill -0 "$agent_pid" 2>/dev/null
+}
+
+stop_agent() {
+	[ -n "$agent_pid" ] || return 0
+	kill "-${1:-TERM}" "$agent_pid" 2>/dev/null
+	wait "$agent_pid" 2>/dev/null
+	agent_pid=
+}
+
+# Polls CMD (up to 30 s) until it succeeds.
+wait_for() {
+	local what=$1 i
+	shift
+	for i in $(seq 300); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	echo "# timed out waiting for: $what" >&2
+	return 1
+}
+
+ps_create() {
+	local name=$1 len=$2 chunk=$3 id=$4
+	shift 4
+	local features=""
+	[ $# -gt 0 ] && features=" $# $*"
+	dmsetup create "$name" --table "0 $len peersnap /dev/ram0 /dev/ram1 $chunk $id$features" &&
+		dmsetup mknodes "$name"
+}
+
+# `dmsetup status` field names, in order after "<start> <len> peersnap".
+ps_field() {
+	local name=$1 field=$2
+	dmsetup status "$name" | awk -v f="$field" '{
+		split("md chunk_sectors present dirty inflight fetched failed rejected agent hydration", n, " ")
+		for (i = 1; i <= 10; i++) if (n[i] == f) { print $(i + 3); exit }
+	}'
+}
+
+chunks_present() {
+	ps_field "$1" present | cut -d/ -f1
+}
+
+# Zeroes the metadata device so the next ps_create formats it afresh.
+wipe_metadata() {
+	dd if=/dev/zero of=/dev/ram0 bs=1M count=1 oflag=direct status=none
+}
