@@ -460,7 +460,7 @@ static int ps_reply_check(struct ps_fetch *f, const struct ps_fetch_reply *rep)
 	    rep->chunk_count != 1)
 		return -EINVAL;
 	if (rep->status > 0 || rep->status < -MAX_ERRNO)
-		return -EINVAL;
+		return -ERANGE;
 	return 0;
 }
 

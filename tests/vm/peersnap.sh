@@ -14,20 +14,29 @@ make_image() {
 	head -c "$2" /dev/urandom >"$1"
 }
 
+# The agent's log is kept with the run's results on the host (/out).
+AGENT_LOG=/out/peersnapd.log
+
 start_agent() {
-	local args=() o
+	local args=() o registered
 	for o in "$@"; do
 		args+=(--origin "$o")
 	done
+	registered=$(agent_registrations)
+	echo "--- peersnapd ${args[*]}" >>$AGENT_LOG
 	"$PEERSNAPD" --foreground --state-dir /run/peersnapd "${args[@]}" \
-		>>/tmp/peersnapd.log 2>&1 &
+		>>$AGENT_LOG 2>&1 &
 	agent_pid=$!
-	wait_for "agent registered" agent_registered
+	wait_for "agent registered" agent_registered_after "$registered" ||
+		bail_out "peersnapd did not register (see $AGENT_LOG)"
 }
 
-agent_registered() {
-	dmesg | tail -n 50 | grep -q "agent registered (port" &&
-		kill -0 "$agent_pid" 2>/dev/null
+agent_registrations() {
+	dmesg | grep -c "agent registered (port"
+}
+
+agent_registered_after() {
+	kill -0 "$agent_pid" 2>/dev/null && [ "$(agent_registrations)" -gt "$1" ]
 }
 
 stop_agent() {
@@ -65,6 +74,11 @@ ps_field() {
 		split("md chunk_sectors present dirty inflight fetched failed rejected agent hydration", n, " ")
 		for (i = 1; i <= 10; i++) if (n[i] == f) { print $(i + 3); exit }
 	}'
+}
+
+# agent_is NAME connected|disconnected
+agent_is() {
+	[ "$(ps_field "$1" agent)" = "$2" ]
 }
 
 chunks_present() {

@@ -7,9 +7,17 @@
  *
  * Every command needs CAP_NET_ADMIN in the caller's network namespace
  * (GENL_ADMIN_PERM); the family lives in the initial namespace only.
- * Attributes are validated strictly: an unknown attribute, a wrong type
- * or length, or an unknown flag bit is refused (-EINVAL / -EOPNOTSUPP)
- * and counted in the device's (or the module's) "rejected" counter.
+ * Attributes are validated strictly by the policy before any handler
+ * runs: an unknown attribute or a wrong length is refused with -EINVAL, a
+ * value outside its range (a non-zero PEERSNAP_A_FLAGS, a zero request id
+ * or chunk count, a positive status) with -ERANGE. Refused replies are
+ * counted in the device's "rejected" counter when they name a live
+ * request, else in the module parameter "rejected_replies".
+ *
+ * Delivery: a FETCH the kernel could not deliver (socket full, agent gone)
+ * stays queued and is sent again, at the latest on the next REGISTER; the
+ * agent need not re-register to recover from its own receive overrun, but
+ * may.
  *
  * PEERSNAP_CMD_REGISTER (agent -> kernel, doit)
  *   No attributes (PEERSNAP_A_FLAGS may be present and must be 0).
@@ -27,8 +35,10 @@
  *   PEERSNAP_A_FIRST_CHUNK    u64
  *   PEERSNAP_A_CHUNK_COUNT    u32  >= 1
  *   PEERSNAP_A_CACHE_DEV      u32  dev_t of the cache device (new_encode_dev)
- *   PEERSNAP_A_CHUNK_SECTORS  u32  512-byte sectors per chunk
- *   PEERSNAP_A_PRIORITY       u8   enum peersnap_priority
+ *   PEERSNAP_A_CHUNK_SECTORS  u32  512-byte sectors per chunk: a power of
+ *                                  two from 8 to 8192 (4 KiB to 4 MiB)
+ *   PEERSNAP_A_PRIORITY       u8   enum peersnap_priority: a lower value is
+ *                                  more urgent
  *   The agent must write chunks [first, first + count) to the cache device
  *   at sector chunk * chunk_sectors, make them durable, then answer with
  *   FETCH_DONE. Data beyond the end of the snapshot image reads as zeros.
@@ -39,11 +49,13 @@
  *   PEERSNAP_A_FIRST_CHUNK    u64  (required, must match the request)
  *   PEERSNAP_A_CHUNK_COUNT    u32  (required, must match the request)
  *   PEERSNAP_A_STATUS         s32  (required) 0, or a negative errno
- *   Errors: -EPERM if the sender is not the registered agent; -ENOENT for
- *   an unknown or already answered request id (late replies from an older
- *   agent session included); -EINVAL if device, first chunk or count do
- *   not match the request, or status is positive or below -4095. A refused
- *   reply changes nothing: the request stays pending.
+ *   Errors: -EINVAL if an attribute is missing; -EPERM if the sender is
+ *   not the registered agent; -ENOENT for an unknown or already answered
+ *   request id, or one not (re)sent in the current agent session (late
+ *   replies from an older agent included); -EINVAL if device, first chunk
+ *   or count do not match the request; -ERANGE for a status above 0 or
+ *   below -4095. A refused reply changes nothing: the request stays
+ *   pending.
  *   A status of 0 marks the chunks present and releases the held I/O; a
  *   negative status fails the held reads with -EIO.
  *
