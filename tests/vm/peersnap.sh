@@ -6,8 +6,27 @@
 #   ps_create NAME LEN CHUNK ID [FEATURES...]   on /dev/ram0 (md) + /dev/ram1
 #   ps_field NAME FIELD         one field of `dmsetup status` by name
 #   chunks_present NAME         the <present> of <present>/<total>
+#   private_copy FILE           path of a copy of FILE in guest RAM
 
-PEERSNAPD=${PEERSNAPD:-$PEERSNAP_TOP/agent/peersnapd}
+# Programs run from private copies in guest RAM, taken when the test starts.
+# The host tree is shared over 9p with cache=loose: if a program is rebuilt
+# on the host while a test runs, the guest keeps the old file's cached pages
+# and reads the others from the new file, and the mix crashes (a segfault in
+# ld.so or at the program's load address). The agent's build renames a
+# finished binary into place, so a copy taken at any moment is whole.
+private_copy() {
+	local copy=/tmp/private-bin/${1##*/}
+	mkdir -p /tmp/private-bin
+	if cp "$1" "$copy" 2>/dev/null; then
+		echo "$copy"
+	else
+		echo "$1"
+	fi
+}
+
+# PEERSNAP_AGENT=agent/asan/peersnapd runs the tests with the ASan+UBSan
+# agent (make -C agent SANITIZE=1); its reports go to $AGENT_LOG.
+PEERSNAPD=$(private_copy "${PEERSNAPD:-${PEERSNAP_AGENT:-$PEERSNAP_TOP/agent/peersnapd}}")
 agent_pid=
 
 make_image() {
