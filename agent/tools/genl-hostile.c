@@ -565,7 +565,9 @@ static void usage(FILE *out)
 	fprintf(out,
 "Usage: peersnap-hostile [--timeout SECONDS] [--uid UID] MODE\n"
 "Test-only: sends crafted messages to dm-peersnap's generic netlink family\n"
-"and prints the kernel's errno for each, with the expected one.\n"
+"and prints the kernel's errno for each, with the one uapi/linux/peersnap.h\n"
+"specifies, and what it added to the counters of refused replies\n"
+"([rejected +N rejected_replies +N]).\n"
 "\n"
 "  -t, --timeout S  wait up to S seconds for a pending FETCH and for each\n"
 "                   answer (default 5)\n"
