@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
+#
+# Helpers for the benchmarks (tests/bench/NN-*.sh), which scripts/bench runs
+# one per VM boot with `scripts/vm run`. Source it first; it brings in the
+# VM test helpers (tests/vm/lib.sh: KTAP, defer, make_brd; tests/vm/
+# peersnap.sh: start_agent, ps_create, ps_field):
+#
+#	. "$PEERSNAP_TOP/tests/bench/lib.sh"
+#	load_module
+#	result hit.linear.iops 45123 IOPS
+#
+# Results are lines `bench: <name> <value> <unit>` on stdout and in
+# /out/results.txt, which scripts/bench collects; sanity checks (the data
+# read is the image, every chunk was fetched once) are KTAP `ok` lines, so
+# a benchmark that measured the wrong thing fails.
+#
+# Knobs (scripts/bench passes PEERSNAP_* through to the guest):
+#	PEERSNAP_BENCH_RUNTIME=10     seconds per fio hit-path run
+#	PEERSNAP_BENCH_REPS=3         alternating runs per hit-path variant
+#	PEERSNAP_BENCH_CHUNKS="128 512 2048"   peersnap chunk sizes (sectors)
+#	PEERSNAP_BENCH_DM_CLONE=path  dm-clone.ko (scripts/build-dm-clone)
+
+. "$PEERSNAP_TOP/tests/vm/lib.sh"
+. "$PEERSNAP_TOP/tests/vm/peersnap.sh"
+
+BENCH_RUNTIME=${PEERSNAP_BENCH_RUNTIME:-10}
+BENCH_REPS=${PEERSNAP_BENCH_REPS:-3}
+BENCH_CHUNKS=${PEERSNAP_BENCH_CHUNKS:-128 512 2048}
+RESULTS=/out/results.txt
+
+# Any fio run longer than this is hung (a held read that never returns).
+FIO_TIMEOUT=$((BENCH_RUNTIME * 3 + 120))
+
+# result NAME VALUE UNIT: one machine-readable result line.
+result() {
+	echo "bench: $1 $2 $3" | tee -a "$RESULTS"
+}
+
+# median VALUE...: the median (mean of the middle two for an even count).
+median() {
+	printf '%s\n' "$@" | sort -g | awk '
+		{ v[NR] = $1 }
+		END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# fio_terse FIO_ARGS...: runs one fio job and prints its terse (version 3)
+# line; the fields scripts use are read_field below. Fails on a fio error.
+fio_terse() {
+	local out
+	out=$(timeout -k 5 "$FIO_TIMEOUT" fio --name=bench --output-format=terse \
+		--terse-version=3 --percentile_list=50:99 "$@" 2>&1) || {
+		diag "fio $* failed:"
+		diag "$out"
+		return 1
+	}
+	grep '^3;' <<<"$out" | tail -n 1
+}
+
+# read_field LINE NAME: a read-side field of a terse line: kib (KiB moved),
+# bw (KiB/s), iops, runtime (ms), clat_mean (us), p50, p99 (clat, us).
+read_field() {
+	awk -F';' -v f="$2" '{
+		if (f == "kib") print $6
+		else if (f == "bw") print $7
+		else if (f == "iops") print $8
+		else if (f == "runtime") print $9
+		else if (f == "clat_mean") printf "%.0f\n", $16
+		else if (f == "p50" || f == "p99") {
+			want = (f == "p50" ? "50.000000%" : "99.000000%")
+			for (i = 18; i <= 37; i++) {
+				split($i, kv, "=")
+				if (kv[1] == want) { print kv[2]; exit }
+			}
+		}
+	}' <<<"$1"
+}
+
+# kib_to_mb KIB_PER_S: MB/s (10^6 bytes, as fio and dd print them).
+kib_to_mb() {
+	awk -v k="$1" 'BEGIN { printf "%.1f\n", k * 1024 / 1e6 }'
+}
+
+# now_ns: a monotonic-enough clock for rates measured in seconds.
+now_ns() {
+	date +%s%N
+}
+
+# rate_mb BYTES NS: MB/s.
+rate_mb() {
+	awk -v b="$1" -v ns="$2" 'BEGIN { printf "%.1f\n", b / (ns / 1e9) / 1e6 }'
+}
+
+# wait_until SECONDS CMD...: polls CMD every 50 ms (for timing a
+# hydration: wait_for's 100 ms step is too coarse); false on timeout.
+wait_until() {
+	local deadline=$(($(date +%s) + $1))
+	shift
+	until "$@"; do
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		sleep 0.05
+	done
+}
+
+# hydration_idle NAME
+hydration_idle() {
+	[ "$(ps_field "$1" hydration)" = idle ]
+}
+
+# fresh_cache DEV: gives brd its pages back and zeroes what reads return.
+fresh_cache() {
+	blkdiscard "$1" 2>/dev/null || dd if=/dev/zero of="$1" bs=1M oflag=direct status=none
+}
+
+# cold_iolog FILE DEV COUNT CHUNK_BYTES TOTAL_CHUNKS: an fio replay log of
+# COUNT 4 KiB reads, each at the start of a different random chunk, so that
+# every read of a cold device is a miss.
+cold_iolog() {
+	local file=$1 dev=$2 count=$3 chunk_bytes=$4 chunks=$5 c
+	[ "$count" -le "$chunks" ] || count=$chunks
+	{
+		echo "fio version 2 iolog"
+		echo "$dev add"
+		echo "$dev open"
+		for c in $(shuf -i 0-$((chunks - 1)) -n "$count"); do
+			echo "$dev read $((c * chunk_bytes)) 4096"
+		done
+		echo "$dev close"
+	} >"$file"
+}
