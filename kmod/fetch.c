@@ -45,7 +45,8 @@ struct ps_fetch {
 	u64 chunk;
 	u64 session;			/* 0: not sent in this session */
 	unsigned long created;
-	enum peersnap_priority prio;
+	enum peersnap_priority prio;	/* raised when a bio joins */
+	bool background;		/* counted in dev->bg_inflight */
 	struct bio_list bios;		/* bucket lock */
 };
 
@@ -87,8 +88,8 @@ static struct ps_fetch *ps_bucket_find(struct ps_bucket *b, u64 chunk)
 
 static enum ps_queue ps_queue_of(struct ps_fetch *f)
 {
-	return f->prio == PEERSNAP_PRIO_PREFETCH ? PS_Q_BACKGROUND :
-						   PS_Q_DEMAND;
+	return READ_ONCE(f->prio) == PEERSNAP_PRIO_PREFETCH ?
+		PS_Q_BACKGROUND : PS_Q_DEMAND;
 }
 
 static struct ps_fetch *ps_req_find(u64 id)
@@ -166,7 +167,7 @@ static void ps_fetch_finish(struct ps_fetch *f, int status)
 	spin_unlock_irqrestore(&b->lock, flags);
 
 	ps_release_bios(dev, &bios, status);
-	if (f->prio == PEERSNAP_PRIO_PREFETCH)
+	if (f->background)
 		atomic_dec(&dev->bg_inflight);
 	atomic_dec(&dev->inflight);
 	mempool_free(f, ps_fetch_pool);
@@ -186,6 +187,7 @@ static struct ps_fetch *ps_fetch_alloc(struct ps_dev *dev, u64 chunk,
 	f->dev = dev;
 	f->chunk = chunk;
 	f->prio = prio;
+	f->background = prio == PEERSNAP_PRIO_PREFETCH;
 	return f;
 }
 
@@ -198,8 +200,8 @@ static void ps_fetch_attach(struct ps_dev *dev, struct ps_fetch *f,
 	atomic_inc(&dev->held_bios);
 	/* A waiting reader makes a background fetch a demand one. */
 	if (f->prio == PEERSNAP_PRIO_PREFETCH)
-		f->prio = bio_data_dir(bio) == WRITE ?
-			PEERSNAP_PRIO_WRITE_HYDRATE : PEERSNAP_PRIO_DEMAND;
+		WRITE_ONCE(f->prio, bio_data_dir(bio) == WRITE ?
+			   PEERSNAP_PRIO_WRITE_HYDRATE : PEERSNAP_PRIO_DEMAND);
 }
 
 enum ps_lookup { PS_JOINED, PS_PRESENT, PS_INSERTED };
@@ -224,7 +226,7 @@ static enum ps_lookup ps_bucket_join(struct ps_dev *dev, struct ps_bucket *b,
 	hlist_add_head(&new->chunk_node, &b->head);
 	ps_fetch_attach(dev, new, bio);
 	atomic_inc(&dev->inflight);
-	if (new->prio == PEERSNAP_PRIO_PREFETCH)
+	if (new->background)
 		atomic_inc(&dev->bg_inflight);
 	return PS_INSERTED;
 }
@@ -323,7 +325,7 @@ static bool ps_next_unsent(struct ps_fetch_msg *msg, u32 *portid)
 	msg->chunk_count = 1;
 	msg->cache_dev = new_encode_dev(dev->cache_dev->bdev->bd_dev);
 	msg->chunk_sectors = dev->chunk_sectors;
-	msg->priority = f->prio;
+	msg->priority = READ_ONCE(f->prio);
 	*portid = ps_req.agent_portid;
 	return true;
 }
