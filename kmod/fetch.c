@@ -28,36 +28,36 @@
 #include "fetch.h"
 #include "genl.h"
 
-#define PS_MIN_FETCHES		256
-#define PS_SEND_BUDGET		256
-#define PS_SEND_RETRY		(HZ / 10)
-#define PS_TIMEOUT_TICK		(HZ / 4)
+#define PS_MIN_FETCHES 256
+#define PS_SEND_BUDGET 256
+#define PS_SEND_RETRY (HZ / 10)
+#define PS_TIMEOUT_TICK (HZ / 4)
 
 enum ps_queue { PS_Q_DEMAND, PS_Q_BACKGROUND, PS_NR_QUEUES };
 
 struct ps_fetch {
-	struct hlist_node chunk_node;	/* dev->buckets[], bucket lock */
-	struct hlist_node id_node;	/* ps_req.by_id */
-	struct list_head pending_node;	/* ps_req.pending */
-	struct list_head unsent_node;	/* ps_req.unsent[], or empty */
+	struct hlist_node chunk_node; /* dev->buckets[], bucket lock */
+	struct hlist_node id_node; /* ps_req.by_id */
+	struct list_head pending_node; /* ps_req.pending */
+	struct list_head unsent_node; /* ps_req.unsent[], or empty */
 	struct ps_dev *dev;
 	u64 id;
 	u64 chunk;
-	u64 session;			/* 0: not sent in this session */
+	u64 session; /* 0: not sent in this session */
 	unsigned long created;
-	enum peersnap_priority prio;	/* raised when a bio joins */
-	bool background;		/* counted in dev->bg_inflight */
-	struct bio_list bios;		/* bucket lock */
+	enum peersnap_priority prio; /* raised when a bio joins */
+	bool background; /* counted in dev->bg_inflight */
+	struct bio_list bios; /* bucket lock */
 };
 
 static struct {
-	spinlock_t lock;		/* everything in this struct */
+	spinlock_t lock; /* everything in this struct */
 	DECLARE_HASHTABLE(by_id, 12);
 	struct list_head pending;
 	struct list_head unsent[PS_NR_QUEUES];
 	u64 next_id;
 	u64 session;
-	u32 agent_portid;		/* 0: no agent */
+	u32 agent_portid; /* 0: no agent */
 } ps_req;
 
 static unsigned long rejected_replies;
@@ -88,8 +88,8 @@ static struct ps_fetch *ps_bucket_find(struct ps_bucket *b, u64 chunk)
 
 static enum ps_queue ps_queue_of(struct ps_fetch *f)
 {
-	return READ_ONCE(f->prio) == PEERSNAP_PRIO_PREFETCH ?
-		PS_Q_BACKGROUND : PS_Q_DEMAND;
+	return READ_ONCE(f->prio) == PEERSNAP_PRIO_PREFETCH ? PS_Q_BACKGROUND :
+							      PS_Q_DEMAND;
 }
 
 static struct ps_fetch *ps_req_find(u64 id)
@@ -201,7 +201,8 @@ static void ps_fetch_attach(struct ps_dev *dev, struct ps_fetch *f,
 	/* A waiting reader makes a background fetch a demand one. */
 	if (f->prio == PEERSNAP_PRIO_PREFETCH)
 		WRITE_ONCE(f->prio, bio_data_dir(bio) == WRITE ?
-			   PEERSNAP_PRIO_WRITE_HYDRATE : PEERSNAP_PRIO_DEMAND);
+					    PEERSNAP_PRIO_WRITE_HYDRATE :
+					    PEERSNAP_PRIO_DEMAND);
 }
 
 enum ps_lookup { PS_JOINED, PS_PRESENT, PS_INSERTED };
@@ -222,7 +223,7 @@ static enum ps_lookup ps_bucket_join(struct ps_dev *dev, struct ps_bucket *b,
 	if (ps_md_is_present(&dev->md, chunk))
 		return PS_PRESENT;
 	if (!new)
-		return PS_INSERTED;	/* caller must allocate and retry */
+		return PS_INSERTED; /* caller must allocate and retry */
 	hlist_add_head(&new->chunk_node, &b->head);
 	ps_fetch_attach(dev, new, bio);
 	atomic_inc(&dev->inflight);
@@ -232,8 +233,7 @@ static enum ps_lookup ps_bucket_join(struct ps_dev *dev, struct ps_bucket *b,
 }
 
 static enum ps_lookup ps_fetch_get(struct ps_dev *dev, u64 chunk,
-				   struct bio *bio,
-				   enum peersnap_priority prio)
+				   struct bio *bio, enum peersnap_priority prio)
 {
 	struct ps_bucket *b = ps_bucket_of(dev, chunk);
 	struct ps_fetch *new = NULL;
@@ -311,8 +311,8 @@ static bool ps_next_unsent(struct ps_fetch_msg *msg, u32 *portid)
 	if (!ps_req.agent_portid)
 		return false;
 	for (q = 0; q < PS_NR_QUEUES && !f; q++)
-		f = list_first_entry_or_null(&ps_req.unsent[q],
-					     struct ps_fetch, unsent_node);
+		f = list_first_entry_or_null(&ps_req.unsent[q], struct ps_fetch,
+					     unsent_node);
 	if (!f)
 		return false;
 	list_del_init(&f->unsent_node);
@@ -566,8 +566,8 @@ int ps_fetch_init(void)
 	ps_fetch_cache = KMEM_CACHE(ps_fetch, 0);
 	if (!ps_fetch_cache)
 		return -ENOMEM;
-	ps_fetch_pool = mempool_create_slab_pool(PS_MIN_FETCHES,
-						 ps_fetch_cache);
+	ps_fetch_pool =
+		mempool_create_slab_pool(PS_MIN_FETCHES, ps_fetch_cache);
 	if (!ps_fetch_pool) {
 		kmem_cache_destroy(ps_fetch_cache);
 		return -ENOMEM;

@@ -12,20 +12,20 @@
 
 #include "genl.h"
 
-#define PS_BITMAP_PIECE_BYTES	2048
+#define PS_BITMAP_PIECE_BYTES 2048
 
 static LIST_HEAD(ps_devices);
 static DEFINE_MUTEX(ps_devices_lock);
 
 static const struct nla_policy ps_policy[PEERSNAP_A_MAX + 1] = {
-	[PEERSNAP_A_FLAGS]	  = NLA_POLICY_MAX(NLA_U32, 0),
-	[PEERSNAP_A_REQUEST_ID]	  = NLA_POLICY_MIN(NLA_U64, 1),
-	[PEERSNAP_A_DEVICE_ID]	  = { .type = NLA_U32 },
-	[PEERSNAP_A_FIRST_CHUNK]  = { .type = NLA_U64 },
-	[PEERSNAP_A_CHUNK_COUNT]  = NLA_POLICY_MIN(NLA_U32, 1),
-	[PEERSNAP_A_STATUS]	  = NLA_POLICY_RANGE(NLA_S32, -MAX_ERRNO, 0),
-	[PEERSNAP_A_BITMAP_KIND]  = NLA_POLICY_MAX(NLA_U8,
-						   __PEERSNAP_BITMAP_MAX - 1),
+	[PEERSNAP_A_FLAGS] = NLA_POLICY_MAX(NLA_U32, 0),
+	[PEERSNAP_A_REQUEST_ID] = NLA_POLICY_MIN(NLA_U64, 1),
+	[PEERSNAP_A_DEVICE_ID] = { .type = NLA_U32 },
+	[PEERSNAP_A_FIRST_CHUNK] = { .type = NLA_U64 },
+	[PEERSNAP_A_CHUNK_COUNT] = NLA_POLICY_MIN(NLA_U32, 1),
+	[PEERSNAP_A_STATUS] = NLA_POLICY_RANGE(NLA_S32, -MAX_ERRNO, 0),
+	[PEERSNAP_A_BITMAP_KIND] =
+		NLA_POLICY_MAX(NLA_U8, __PEERSNAP_BITMAP_MAX - 1),
 };
 
 static struct genl_family ps_genl_family;
@@ -65,7 +65,8 @@ static void ps_count_orphan_reject(struct genl_info *info)
 static int ps_nl_register(struct sk_buff *skb, struct genl_info *info)
 {
 	if (!net_eq(genl_info_net(info), &init_net)) {
-		GENL_SET_ERR_MSG(info, "the agent must run in the initial netns");
+		GENL_SET_ERR_MSG(info,
+				 "the agent must run in the initial netns");
 		return -EBUSY;
 	}
 	ps_agent_register(info->snd_portid);
@@ -76,7 +77,7 @@ static int ps_nl_register(struct sk_buff *skb, struct genl_info *info)
 static int ps_nl_fetch_done(struct sk_buff *skb, struct genl_info *info)
 {
 	static const int required[] = {
-		PEERSNAP_A_REQUEST_ID, PEERSNAP_A_DEVICE_ID,
+		PEERSNAP_A_REQUEST_ID,	PEERSNAP_A_DEVICE_ID,
 		PEERSNAP_A_FIRST_CHUNK, PEERSNAP_A_CHUNK_COUNT,
 		PEERSNAP_A_STATUS,
 	};
@@ -153,17 +154,20 @@ static int ps_nl_get_device_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct sk_buff *msg;
 	struct ps_dev *dev;
+	u32 id;
 	int r;
 
 	if (GENL_REQ_ATTR_CHECK(info, PEERSNAP_A_DEVICE_ID))
 		return -EINVAL;
+	id = nla_get_u32(info->attrs[PEERSNAP_A_DEVICE_ID]);
 	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!msg)
 		return -ENOMEM;
 	mutex_lock(&ps_devices_lock);
-	dev = ps_dev_find_locked(nla_get_u32(info->attrs[PEERSNAP_A_DEVICE_ID]));
+	dev = ps_dev_find_locked(id);
 	r = dev ? ps_fill_device(msg, dev, info->snd_portid, info->snd_seq, 0,
-				 PEERSNAP_CMD_GET_DEVICE) : -ENODEV;
+				 PEERSNAP_CMD_GET_DEVICE) :
+		  -ENODEV;
 	mutex_unlock(&ps_devices_lock);
 	if (r) {
 		nlmsg_free(msg);
@@ -192,8 +196,8 @@ static int ps_nl_get_device_dumpit(struct sk_buff *skb,
 	return skb->len;
 }
 
-static int ps_put_bitmap_piece(struct sk_buff *skb, struct ps_dev *dev,
-			       u8 kind, u64 first, u32 *nbits)
+static int ps_put_bitmap_piece(struct sk_buff *skb, struct ps_dev *dev, u8 kind,
+			       u64 first, u32 *nbits)
 {
 	struct nlattr *attr;
 
@@ -202,8 +206,7 @@ static int ps_put_bitmap_piece(struct sk_buff *skb, struct ps_dev *dev,
 	    nla_put_u64_64bit(skb, PEERSNAP_A_FIRST_CHUNK, first,
 			      PEERSNAP_A_PAD))
 		return -EMSGSIZE;
-	attr = nla_reserve(skb, PEERSNAP_A_BITMAP,
-			   DIV_ROUND_UP(*nbits, 8));
+	attr = nla_reserve(skb, PEERSNAP_A_BITMAP, DIV_ROUND_UP(*nbits, 8));
 	if (!attr)
 		return -EMSGSIZE;
 	*nbits = ps_md_copy_bits(&dev->md, kind, first, *nbits, nla_data(attr));
@@ -332,8 +335,7 @@ static void ps_genl_event(struct ps_dev *dev, u8 cmd)
 		return;
 	}
 	genlmsg_end(skb, hdr);
-	genlmsg_multicast(&ps_genl_family, skb, 0, PS_MCGRP_EVENTS,
-			  GFP_KERNEL);
+	genlmsg_multicast(&ps_genl_family, skb, 0, PS_MCGRP_EVENTS, GFP_KERNEL);
 }
 
 void ps_genl_dev_add(struct ps_dev *dev)

@@ -52,7 +52,7 @@ static void __exit ps_exit(void)
 module_init(ps_init);
 module_exit(ps_exit);
 
-MODULE_DESCRIPTION("device-mapper target for lazily fetched peer-to-peer snapshots");
+MODULE_DESCRIPTION("dm target for lazily fetched peer-to-peer snapshots");
 MODULE_AUTHOR("The peersnap authors");
 MODULE_LICENSE("GPL");
 MODULE_ALIAS_GENL_FAMILY(PEERSNAP_GENL_NAME);

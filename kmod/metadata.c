@@ -24,13 +24,13 @@
 
 #define DM_MSG_PREFIX "peersnap"
 
-#define PS_MD_MAGIC		0x31444d50414e5350ULL	/* "PSNAPMD1" */
-#define PS_MD_VERSION		1
-#define PS_MD_CSUM_SEED		0x9e3779b9
+#define PS_MD_MAGIC 0x31444d50414e5350ULL /* "PSNAPMD1" */
+#define PS_MD_VERSION 1
+#define PS_MD_CSUM_SEED 0x9e3779b9
 
 struct ps_disk_sb {
-	__le32 csum;		/* crc32c of the rest of the block */
-	__le32 flags;		/* must be 0 in version 1 */
+	__le32 csum; /* crc32c of the rest of the block */
+	__le32 flags; /* must be 0 in version 1 */
 	__le64 magic;
 	__le32 version;
 	__le32 chunk_sectors;
@@ -124,7 +124,8 @@ static int ps_sb_check(struct ps_metadata *md, const struct ps_disk_sb *sb,
 		       char **error)
 {
 	if (le64_to_cpu(sb->magic) != PS_MD_MAGIC) {
-		*error = "Metadata device holds something else (bad magic); zero it to format";
+		*error =
+			"Metadata device holds something else (bad magic); zero it to format";
 		return -EINVAL;
 	}
 	if (le32_to_cpu(sb->csum) != ps_sb_csum(sb)) {
@@ -293,8 +294,8 @@ void ps_md_set_present(struct ps_metadata *md, u64 chunk, u32 count)
 	unsigned long flags;
 
 	spin_lock_irqsave(&md->lock, flags);
-	md->nr_present += ps_md_mark(md, md->present, md->present_changed,
-				     chunk, count);
+	md->nr_present +=
+		ps_md_mark(md, md->present, md->present_changed, chunk, count);
 	spin_unlock_irqrestore(&md->lock, flags);
 }
 
@@ -337,7 +338,7 @@ u32 ps_md_copy_bits(struct ps_metadata *md, enum peersnap_bitmap_kind kind,
 		    u64 first, u32 nbits, u8 *buf)
 {
 	unsigned long *bits = kind == PEERSNAP_BITMAP_DIRTY ? md->dirty :
-							       md->present;
+							      md->present;
 	unsigned long flags;
 
 	if (WARN_ON_ONCE(first % 8) || first >= md->geo.nr_chunks)
@@ -363,8 +364,8 @@ bool ps_md_needs_commit(struct ps_metadata *md)
 
 /* A bitmap block copied under the lock, to be written after the flush. */
 struct ps_md_staged {
-	unsigned long *changed;	/* where to re-mark it if the write fails */
-	u64 index;		/* block within its bitmap */
+	unsigned long *changed; /* where to re-mark it if the write fails */
+	u64 index; /* block within its bitmap */
 	u64 disk_block;
 	void *page;
 };
@@ -406,8 +407,8 @@ static unsigned int ps_md_stage_bitmap(struct ps_metadata *md,
 }
 
 /* Copies up to @room changed blocks, all under one hold of the lock. */
-static unsigned int ps_md_stage(struct ps_metadata *md,
-				struct ps_md_staged *st, unsigned int room)
+static unsigned int ps_md_stage(struct ps_metadata *md, struct ps_md_staged *st,
+				unsigned int room)
 {
 	unsigned long flags;
 	unsigned int n;

@@ -18,14 +18,14 @@
 #include <linux/spinlock.h>
 #include <linux/peersnap.h>
 
-#define PS_MD_BLOCK_SIZE	4096
-#define PS_MD_BLOCK_SECTORS	(PS_MD_BLOCK_SIZE >> SECTOR_SHIFT)
-#define PS_MD_BITS_PER_BLOCK	(PS_MD_BLOCK_SIZE * 8)
+#define PS_MD_BLOCK_SIZE 4096
+#define PS_MD_BLOCK_SECTORS (PS_MD_BLOCK_SIZE >> SECTOR_SHIFT)
+#define PS_MD_BITS_PER_BLOCK (PS_MD_BLOCK_SIZE * 8)
 
 enum ps_md_mode {
-	PS_MD_WRITE,		/* normal operation */
-	PS_MD_READ_ONLY,	/* a metadata write failed: no new state */
-	PS_MD_FAIL,		/* metadata unreadable: fail all I/O */
+	PS_MD_WRITE, /* normal operation */
+	PS_MD_READ_ONLY, /* a metadata write failed: no new state */
+	PS_MD_FAIL, /* metadata unreadable: fail all I/O */
 };
 
 struct ps_md_geometry {
@@ -39,19 +39,19 @@ struct ps_metadata {
 	struct block_device *md_bdev;
 	struct block_device *cache_bdev;
 	struct ps_md_geometry geo;
-	u64 bitmap_blocks;	/* blocks per bitmap */
+	u64 bitmap_blocks; /* blocks per bitmap */
 
-	spinlock_t lock;	/* bits, counters, changed-block maps */
+	spinlock_t lock; /* bits, counters, changed-block maps */
 	unsigned long *present;
 	unsigned long *dirty;
-	unsigned long *present_changed;	/* bitmap blocks to write */
+	unsigned long *present_changed; /* bitmap blocks to write */
 	unsigned long *dirty_changed;
 	u64 nr_present;
 	u64 nr_dirty;
 	enum ps_md_mode mode;
 
-	struct mutex commit_lock;	/* one commit at a time */
-	void *bounce;			/* one block, for open and format */
+	struct mutex commit_lock; /* one commit at a time */
+	void *bounce; /* one block, for open and format */
 };
 
 int ps_md_open(struct ps_metadata *md, struct block_device *md_bdev,

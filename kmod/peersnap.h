@@ -32,7 +32,7 @@ enum ps_feature {
 
 /* One bucket of the in-flight chunk hash: dm-clone's bucket-lock scheme. */
 struct ps_bucket {
-	spinlock_t lock;	/* head, and the bios of its descriptors */
+	spinlock_t lock; /* head, and the bios of its descriptors */
 	struct hlist_head head;
 };
 
@@ -41,7 +41,7 @@ struct ps_dev {
 	struct dm_dev *metadata_dev;
 	struct dm_dev *cache_dev;
 	struct ps_metadata md;
-	u32 id;				/* never reused while loaded */
+	u32 id; /* never reused while loaded */
 	u8 snapshot_id[PEERSNAP_SNAPSHOT_ID_LEN];
 	u32 chunk_sectors;
 	unsigned int chunk_shift;
@@ -52,16 +52,16 @@ struct ps_dev {
 	unsigned int nr_features;
 	bool fail_if_no_agent;
 	bool discard_passdown;
-	unsigned int agent_timeout;	/* seconds, 0 = wait for ever */
+	unsigned int agent_timeout; /* seconds, 0 = wait for ever */
 
 	struct ps_bucket *buckets;
 	unsigned int bucket_mask;
 
-	atomic_t held_bios;		/* demand bios waiting on fetches */
-	atomic_t inflight;		/* fetch descriptors alive */
-	atomic64_t fetched;		/* chunks made present by the agent */
-	atomic64_t failed;		/* fetches answered with an error */
-	atomic64_t rejected;		/* replies refused for this device */
+	atomic_t held_bios; /* demand bios waiting on fetches */
+	atomic_t inflight; /* fetch descriptors alive */
+	atomic64_t fetched; /* chunks made present by the agent */
+	atomic64_t failed; /* fetches answered with an error */
+	atomic64_t rejected; /* replies refused for this device */
 
 	/* Background hydration / prefetch of [bg_next, bg_end). */
 	spinlock_t bg_lock;
@@ -77,10 +77,10 @@ struct ps_dev {
 	struct work_struct commit_work;
 	struct delayed_work periodic_commit;
 
-	bool suspending;		/* between presuspend and resume */
-	bool noflush;			/* that suspend is a noflush one */
+	bool suspending; /* between presuspend and resume */
+	bool noflush; /* that suspend is a noflush one */
 
-	struct list_head node;		/* ps_devices, under ps_devices_lock */
+	struct list_head node; /* ps_devices, under ps_devices_lock */
 	atomic_t users;
 	wait_queue_head_t users_wq;
 };

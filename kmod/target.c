@@ -11,15 +11,15 @@
 #include "genl.h"
 #include "peersnap.h"
 
-#define PS_MIN_CHUNK_SECTORS	8
-#define PS_MAX_CHUNK_SECTORS	8192
-#define PS_MAX_AGENT_TIMEOUT	86400
-#define PS_BG_WINDOW		32
-#define PS_COMMIT_PERIOD	HZ
+#define PS_MIN_CHUNK_SECTORS 8
+#define PS_MAX_CHUNK_SECTORS 8192
+#define PS_MAX_AGENT_TIMEOUT 86400
+#define PS_BG_WINDOW 32
+#define PS_COMMIT_PERIOD HZ
 
 static atomic_t ps_next_dev_id = ATOMIC_INIT(0);
 
-static const char * const ps_feature_names[PS_NR_FEATURES] = {
+static const char *const ps_feature_names[PS_NR_FEATURES] = {
 	[PS_FEAT_FAIL_IF_NO_AGENT] = "fail_if_no_agent",
 	[PS_FEAT_AGENT_TIMEOUT] = "agent_timeout",
 	[PS_FEAT_NO_DISCARD_PASSDOWN] = "no_discard_passdown",
@@ -56,7 +56,7 @@ static enum peersnap_priority ps_prio_of(struct bio *bio)
 static int ps_map_data(struct ps_dev *dev, struct bio *bio)
 {
 	u64 chunk = ps_chunk_of(dev, dm_target_offset(dev->ti,
-						       bio->bi_iter.bi_sector));
+						      bio->bi_iter.bi_sector));
 
 	if (ps_md_mode(&dev->md) == PS_MD_FAIL)
 		return DM_MAPIO_KILL;
@@ -352,7 +352,8 @@ static int ps_get_devices(struct dm_target *ti, struct ps_dev *dev,
 		ti->error = "Metadata and cache devices must differ";
 		return -EINVAL;
 	}
-	if (bdev_logical_block_size(dev->metadata_dev->bdev) > PS_MD_BLOCK_SIZE) {
+	if (bdev_logical_block_size(dev->metadata_dev->bdev) >
+	    PS_MD_BLOCK_SIZE) {
 		ti->error = "Metadata device block size above 4 KiB";
 		return -EINVAL;
 	}

@@ -84,12 +84,12 @@
 #ifndef _UAPI_LINUX_PEERSNAP_H
 #define _UAPI_LINUX_PEERSNAP_H
 
-#define PEERSNAP_GENL_NAME		"peersnap"
-#define PEERSNAP_GENL_VERSION		1
-#define PEERSNAP_GENL_MCGRP_EVENTS	"events"
+#define PEERSNAP_GENL_NAME "peersnap"
+#define PEERSNAP_GENL_VERSION 1
+#define PEERSNAP_GENL_MCGRP_EVENTS "events"
 
-#define PEERSNAP_SNAPSHOT_ID_LEN	32
-#define PEERSNAP_DEVICE_NAME_MAX	128
+#define PEERSNAP_SNAPSHOT_ID_LEN 32
+#define PEERSNAP_DEVICE_NAME_MAX 128
 
 enum peersnap_cmd {
 	PEERSNAP_CMD_UNSPEC,
@@ -134,9 +134,9 @@ enum peersnap_attr {
 #define PEERSNAP_A_MAX (__PEERSNAP_A_MAX - 1)
 
 enum peersnap_priority {
-	PEERSNAP_PRIO_DEMAND,		/* a read is waiting */
-	PEERSNAP_PRIO_WRITE_HYDRATE,	/* a partial write is waiting */
-	PEERSNAP_PRIO_PREFETCH,		/* prefetch / hydrate: background */
+	PEERSNAP_PRIO_DEMAND, /* a read is waiting */
+	PEERSNAP_PRIO_WRITE_HYDRATE, /* a partial write is waiting */
+	PEERSNAP_PRIO_PREFETCH, /* prefetch / hydrate: background */
 	__PEERSNAP_PRIO_MAX
 };
 
