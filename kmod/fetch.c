@@ -375,11 +375,17 @@ static void ps_send_worker(struct work_struct *work)
 	queue_delayed_work(ps_wq, &ps_send_work, 0);
 }
 
+/*
+ * Without an agent, a request fails at once if its device says so, or if
+ * a flushing suspend is waiting for it: a suspend must never hang.
+ */
 static bool ps_req_expired(struct ps_fetch *f, bool agent)
 {
-	unsigned int timeout = READ_ONCE(f->dev->agent_timeout);
+	struct ps_dev *dev = f->dev;
+	unsigned int timeout = READ_ONCE(dev->agent_timeout);
 
-	if (f->dev->fail_if_no_agent && !agent)
+	if (!agent && (dev->fail_if_no_agent || (READ_ONCE(dev->suspending) &&
+						 !READ_ONCE(dev->noflush))))
 		return true;
 	return timeout && time_after(jiffies, f->created + timeout * HZ);
 }
@@ -456,13 +462,12 @@ void ps_agent_release(u32 portid)
 	}
 }
 
+/* The policy already bounded the status; the request must match. */
 static int ps_reply_check(struct ps_fetch *f, const struct ps_fetch_reply *rep)
 {
 	if (f->dev->id != rep->dev_id || f->chunk != rep->first_chunk ||
 	    rep->chunk_count != 1)
 		return -EINVAL;
-	if (rep->status > 0 || rep->status < -MAX_ERRNO)
-		return -ERANGE;
 	return 0;
 }
 
@@ -502,6 +507,16 @@ reject:
 		rejected_replies++;
 	spin_unlock_irqrestore(&ps_req.lock, flags);
 	return r;
+}
+
+/* A reply too incomplete to name a request (a required attribute missing). */
+void ps_fetch_count_orphan_reply(void)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&ps_req.lock, flags);
+	rejected_replies++;
+	spin_unlock_irqrestore(&ps_req.lock, flags);
 }
 
 int ps_fetch_dev_init(struct ps_dev *dev)

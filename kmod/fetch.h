@@ -46,6 +46,7 @@ void ps_agent_register(u32 portid);
 void ps_agent_release(u32 portid);
 bool ps_agent_connected(void);
 int ps_fetch_done(u32 portid, const struct ps_fetch_reply *reply);
+void ps_fetch_count_orphan_reply(void);
 void ps_fetch_kick_timeouts(void);
 
 #endif /* PEERSNAP_FETCH_H */

@@ -47,21 +47,6 @@ static struct ps_dev *ps_dev_find_locked(u32 id)
 	return NULL;
 }
 
-/* A refused reply that named no live request: charge the named device. */
-static void ps_count_orphan_reject(struct genl_info *info)
-{
-	struct nlattr *attr = info->attrs[PEERSNAP_A_DEVICE_ID];
-	struct ps_dev *dev;
-
-	if (!attr)
-		return;
-	mutex_lock(&ps_devices_lock);
-	dev = ps_dev_find_locked(nla_get_u32(attr));
-	if (dev)
-		atomic64_inc(&dev->rejected);
-	mutex_unlock(&ps_devices_lock);
-}
-
 static int ps_nl_register(struct sk_buff *skb, struct genl_info *info)
 {
 	if (!net_eq(genl_info_net(info), &init_net)) {
@@ -87,7 +72,7 @@ static int ps_nl_fetch_done(struct sk_buff *skb, struct genl_info *info)
 
 	for (i = 0; i < ARRAY_SIZE(required); i++) {
 		if (GENL_REQ_ATTR_CHECK(info, required[i])) {
-			ps_count_orphan_reject(info);
+			ps_fetch_count_orphan_reply();
 			return -EINVAL;
 		}
 	}
@@ -98,8 +83,6 @@ static int ps_nl_fetch_done(struct sk_buff *skb, struct genl_info *info)
 	rep.status = nla_get_s32(info->attrs[PEERSNAP_A_STATUS]);
 
 	r = ps_fetch_done(info->snd_portid, &rep);
-	if (r == -EPERM || r == -ENOENT)
-		ps_count_orphan_reject(info);
 	if (r == -EINVAL)
 		GENL_SET_ERR_MSG(info, "reply does not match its request");
 	return r;
@@ -196,21 +179,25 @@ static int ps_nl_get_device_dumpit(struct sk_buff *skb,
 	return skb->len;
 }
 
+/* @nbits: at most that many bits from @first, clipped to the device. */
 static int ps_put_bitmap_piece(struct sk_buff *skb, struct ps_dev *dev, u8 kind,
 			       u64 first, u32 *nbits)
 {
 	struct nlattr *attr;
 
+	*nbits = min_t(u64, *nbits, dev->nr_chunks - first);
 	if (nla_put_u32(skb, PEERSNAP_A_DEVICE_ID, dev->id) ||
 	    nla_put_u8(skb, PEERSNAP_A_BITMAP_KIND, kind) ||
 	    nla_put_u64_64bit(skb, PEERSNAP_A_FIRST_CHUNK, first,
-			      PEERSNAP_A_PAD))
+			      PEERSNAP_A_PAD) ||
+	    nla_put_u32(skb, PEERSNAP_A_CHUNK_COUNT, *nbits))
 		return -EMSGSIZE;
 	attr = nla_reserve(skb, PEERSNAP_A_BITMAP, DIV_ROUND_UP(*nbits, 8));
 	if (!attr)
 		return -EMSGSIZE;
-	*nbits = ps_md_copy_bits(&dev->md, kind, first, *nbits, nla_data(attr));
-	return nla_put_u32(skb, PEERSNAP_A_CHUNK_COUNT, *nbits);
+	/* Every reserved byte is written: nothing of the skb leaks out. */
+	ps_md_copy_bits(&dev->md, kind, first, *nbits, nla_data(attr));
+	return 0;
 }
 
 /* cb->args[0]: next chunk to send, cb->args[1]: set once the dump ended. */

@@ -186,7 +186,12 @@ static int ps_md_read_bitmap(struct ps_metadata *md, u64 start,
 	return 0;
 }
 
-static int ps_md_load(struct ps_metadata *md, char **error)
+/*
+ * Constructor side: format an all-zero device, or check the superblock.
+ * The bitmaps are read later, by ps_md_load_bitmaps() at first resume:
+ * until then an older table on the same metadata may still commit.
+ */
+static int ps_md_check_or_format(struct ps_metadata *md, char **error)
 {
 	int r;
 
@@ -195,18 +200,32 @@ static int ps_md_load(struct ps_metadata *md, char **error)
 		*error = "Error reading metadata superblock";
 		return r;
 	}
-	if (ps_block_is_zero(md->bounce))
-		return ps_md_format(md, error);
-	r = ps_sb_check(md, md->bounce, error);
-	if (r)
+	if (ps_block_is_zero(md->bounce)) {
+		r = ps_md_format(md, error);
+		md->loaded = !r;
 		return r;
+	}
+	return ps_sb_check(md, md->bounce, error);
+}
+
+/* Reads both bitmaps, once: this instance then owns the metadata. */
+int ps_md_load_bitmaps(struct ps_metadata *md)
+{
+	int r;
+
+	if (md->loaded)
+		return 0;
 	r = ps_md_read_bitmap(md, 1, md->present, &md->nr_present);
 	if (!r)
 		r = ps_md_read_bitmap(md, 1 + md->bitmap_blocks, md->dirty,
 				      &md->nr_dirty);
-	if (r)
-		*error = "Error reading metadata bitmaps";
-	return r;
+	if (r) {
+		DMERR("cannot read the metadata bitmaps (%d)", r);
+		WRITE_ONCE(md->mode, PS_MD_FAIL);
+		return r;
+	}
+	md->loaded = true;
+	return 0;
 }
 
 static int ps_md_alloc(struct ps_metadata *md, char **error)
@@ -257,7 +276,7 @@ int ps_md_open(struct ps_metadata *md, struct block_device *md_bdev,
 	}
 	r = ps_md_alloc(md, error);
 	if (!r)
-		r = ps_md_load(md, error);
+		r = ps_md_check_or_format(md, error);
 	if (r)
 		ps_md_close(md);
 	return r;
@@ -334,20 +353,19 @@ enum ps_md_mode ps_md_mode(struct ps_metadata *md)
 	return READ_ONCE(md->mode);
 }
 
-u32 ps_md_copy_bits(struct ps_metadata *md, enum peersnap_bitmap_kind kind,
-		    u64 first, u32 nbits, u8 *buf)
+/* Copies bits [first, first + nbits) (first a multiple of 8) into @buf. */
+void ps_md_copy_bits(struct ps_metadata *md, enum peersnap_bitmap_kind kind,
+		     u64 first, u32 nbits, u8 *buf)
 {
 	unsigned long *bits = kind == PEERSNAP_BITMAP_DIRTY ? md->dirty :
 							      md->present;
 	unsigned long flags;
 
-	if (WARN_ON_ONCE(first % 8) || first >= md->geo.nr_chunks)
-		return 0;
-	nbits = min_t(u64, nbits, md->geo.nr_chunks - first);
+	if (WARN_ON_ONCE(first % 8 || first + nbits > md->geo.nr_chunks))
+		return;
 	spin_lock_irqsave(&md->lock, flags);
 	memcpy(buf, (u8 *)bits + first / 8, DIV_ROUND_UP(nbits, 8));
 	spin_unlock_irqrestore(&md->lock, flags);
-	return nbits;
 }
 
 bool ps_md_needs_commit(struct ps_metadata *md)
@@ -487,6 +505,25 @@ static int ps_md_write_changed(struct ps_metadata *md)
 	return r;
 }
 
+/*
+ * After the last commit of a suspend: no more metadata writes until
+ * resume. A reload's new table loads the bitmaps once this instance is
+ * frozen, and this instance must never write a stale block after that.
+ */
+void ps_md_freeze(struct ps_metadata *md)
+{
+	mutex_lock(&md->commit_lock);
+	md->frozen = true;
+	mutex_unlock(&md->commit_lock);
+}
+
+void ps_md_thaw(struct ps_metadata *md)
+{
+	mutex_lock(&md->commit_lock);
+	md->frozen = false;
+	mutex_unlock(&md->commit_lock);
+}
+
 static void ps_md_degrade(struct ps_metadata *md, int r)
 {
 	DMERR("metadata commit failed (%d): metadata is now read-only", r);
@@ -503,7 +540,9 @@ int ps_md_commit(struct ps_metadata *md)
 	int r;
 
 	mutex_lock(&md->commit_lock);
-	if (ps_md_mode(md) != PS_MD_WRITE) {
+	if (md->frozen || !md->loaded) {
+		r = 0;
+	} else if (ps_md_mode(md) != PS_MD_WRITE) {
 		r = -EROFS;
 	} else {
 		r = ps_md_write_changed(md);

@@ -50,7 +50,9 @@ struct ps_metadata {
 	u64 nr_dirty;
 	enum ps_md_mode mode;
 
-	struct mutex commit_lock; /* one commit at a time */
+	struct mutex commit_lock; /* one commit at a time; frozen */
+	bool frozen; /* suspended: commits are no-ops */
+	bool loaded; /* bitmaps read (or freshly formatted) */
 	void *bounce; /* one block, for open and format */
 };
 
@@ -59,7 +61,10 @@ int ps_md_open(struct ps_metadata *md, struct block_device *md_bdev,
 	       const struct ps_md_geometry *geo, char **error);
 void ps_md_close(struct ps_metadata *md);
 
+int ps_md_load_bitmaps(struct ps_metadata *md);
 int ps_md_commit(struct ps_metadata *md);
+void ps_md_freeze(struct ps_metadata *md);
+void ps_md_thaw(struct ps_metadata *md);
 bool ps_md_needs_commit(struct ps_metadata *md);
 
 bool ps_md_is_present(struct ps_metadata *md, u64 chunk);
@@ -72,8 +77,8 @@ u64 ps_md_blocks_used(struct ps_metadata *md);
 u64 ps_md_blocks_total(struct ps_metadata *md);
 enum ps_md_mode ps_md_mode(struct ps_metadata *md);
 
-/* Copies up to @nbits bits of @kind starting at @first into @buf (LE). */
-u32 ps_md_copy_bits(struct ps_metadata *md, enum peersnap_bitmap_kind kind,
-		    u64 first, u32 nbits, u8 *buf);
+/* Copies @nbits bits of @kind from chunk @first (a multiple of 8), LE. */
+void ps_md_copy_bits(struct ps_metadata *md, enum peersnap_bitmap_kind kind,
+		     u64 first, u32 nbits, u8 *buf);
 
 #endif /* PEERSNAP_METADATA_H */

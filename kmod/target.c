@@ -15,9 +15,17 @@
 #define PS_MAX_CHUNK_SECTORS 8192
 #define PS_MAX_AGENT_TIMEOUT 86400
 #define PS_BG_WINDOW 32
-#define PS_COMMIT_PERIOD HZ
 
 static atomic_t ps_next_dev_id = ATOMIC_INIT(0);
+
+static unsigned int commit_period = 1;
+module_param(commit_period, uint, 0644);
+MODULE_PARM_DESC(commit_period, "Seconds between metadata commits (1-3600)");
+
+static unsigned long ps_commit_delay(void)
+{
+	return clamp(READ_ONCE(commit_period), 1U, 3600U) * HZ;
+}
 
 static const char *const ps_feature_names[PS_NR_FEATURES] = {
 	[PS_FEAT_FAIL_IF_NO_AGENT] = "fail_if_no_agent",
@@ -117,7 +125,7 @@ static void ps_periodic_commit(struct work_struct *work)
 
 	if (ps_md_needs_commit(&dev->md))
 		queue_work(ps_wq, &dev->commit_work);
-	queue_delayed_work(ps_wq, &dev->periodic_commit, PS_COMMIT_PERIOD);
+	queue_delayed_work(ps_wq, &dev->periodic_commit, ps_commit_delay());
 }
 
 static void ps_defer(struct ps_dev *dev, struct bio *bio)
@@ -640,7 +648,11 @@ static void ps_presuspend(struct dm_target *ti)
 		ps_fetch_release_held(dev, BLK_STS_IOERR);
 }
 
-/* Order: no more background fetches, no more periodic commits, commit. */
+/*
+ * Order: no more background fetches, no more periodic commits, commit,
+ * freeze. Fetches answered while suspended set bits in core that a frozen
+ * instance never writes; at worst those chunks are fetched again.
+ */
 static void ps_postsuspend(struct dm_target *ti)
 {
 	struct ps_dev *dev = ti->private;
@@ -649,6 +661,15 @@ static void ps_postsuspend(struct dm_target *ti)
 	cancel_delayed_work_sync(&dev->periodic_commit);
 	flush_work(&dev->commit_work);
 	ps_md_commit(&dev->md);
+	ps_md_freeze(&dev->md);
+}
+
+/* The first resume reads the bitmaps: the previous table has let go. */
+static int ps_preresume(struct dm_target *ti)
+{
+	struct ps_dev *dev = ti->private;
+
+	return ps_md_load_bitmaps(&dev->md);
 }
 
 static void ps_resume(struct dm_target *ti)
@@ -657,7 +678,8 @@ static void ps_resume(struct dm_target *ti)
 
 	WRITE_ONCE(dev->suspending, false);
 	WRITE_ONCE(dev->noflush, false);
-	queue_delayed_work(ps_wq, &dev->periodic_commit, PS_COMMIT_PERIOD);
+	ps_md_thaw(&dev->md);
+	queue_delayed_work(ps_wq, &dev->periodic_commit, ps_commit_delay());
 	ps_bg_kick(dev);
 }
 
@@ -678,6 +700,7 @@ static struct target_type ps_target = {
 	.map = ps_map,
 	.presuspend = ps_presuspend,
 	.postsuspend = ps_postsuspend,
+	.preresume = ps_preresume,
 	.resume = ps_resume,
 	.status = ps_status,
 	.message = ps_message,

@@ -107,9 +107,20 @@ hydration_idle() {
 	[ "$(ps_field "$1" hydration)" = idle ]
 }
 
-# fresh_cache DEV: gives brd its pages back and zeroes what reads return.
-fresh_cache() {
-	blkdiscard "$1" 2>/dev/null || dd if=/dev/zero of="$1" bs=1M oflag=direct status=none
+# zero_dev DEV [MIB]: zeroes the first MIB MiB of DEV (all of it without
+# MIB). Debian 6.1's brd has no discard, so this is how a run starts from a
+# cold device: the pages stay allocated, which keeps page allocation out
+# of every measurement alike.
+zero_dev() {
+	local mib=${2:-$(($(blockdev --getsize64 "$1") >> 20))}
+	dd if=/dev/zero of="$1" bs=1M count="$mib" oflag=direct status=none
+}
+
+_phase_t0=$(date +%s%N)
+# phase WHAT: a diagnostic with the seconds since the script started, so a
+# slow run shows where its time went.
+phase() {
+	diag "$(awk -v ns=$(($(date +%s%N) - _phase_t0)) 'BEGIN { printf "%6.1f s", ns / 1e9 }'): $*"
 }
 
 # cold_iolog FILE DEV COUNT CHUNK_BYTES TOTAL_CHUNKS: an fio replay log of

@@ -10,9 +10,14 @@
  * Attributes are validated strictly by the policy before any handler
  * runs: an unknown attribute or a wrong length is refused with -EINVAL, a
  * value outside its range (a non-zero PEERSNAP_A_FLAGS, a zero request id
- * or chunk count, a positive status) with -ERANGE. Refused replies are
- * counted in the device's "rejected" counter when they name a live
- * request, else in the module parameter "rejected_replies".
+ * or chunk count, a status above 0 or below -4095) with -ERANGE. Such
+ * messages, and any without CAP_NET_ADMIN, never reach peersnap: generic
+ * netlink answers them (with an extack message) and peersnap counts
+ * nothing. A FETCH_DONE that passes the policy but is refused by peersnap
+ * is counted once: in the device's "rejected" status field when it names
+ * a request pending in the current session (a mismatch), else in the
+ * module parameter "rejected_replies" (missing attribute, not the agent,
+ * unknown or stale request id).
  *
  * Delivery: a FETCH the kernel could not deliver (socket full, agent gone)
  * stays queued and is sent again, at the latest on the next REGISTER; the
@@ -53,9 +58,8 @@
  *   not the registered agent; -ENOENT for an unknown or already answered
  *   request id, or one not (re)sent in the current agent session (late
  *   replies from an older agent included); -EINVAL if device, first chunk
- *   or count do not match the request; -ERANGE for a status above 0 or
- *   below -4095. A refused reply changes nothing: the request stays
- *   pending.
+ *   or count do not match the request. A refused reply changes nothing:
+ *   the request stays pending.
  *   A status of 0 marks the chunks present and releases the held I/O; a
  *   negative status fails the held reads with -EIO.
  *
