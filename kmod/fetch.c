@@ -21,6 +21,7 @@
  * netlink sends or bio submission.
  */
 #include <linux/hashtable.h>
+#include <linux/llist.h>
 #include <linux/mempool.h>
 #include <linux/module.h>
 #include <linux/slab.h>
@@ -47,6 +48,9 @@ struct ps_fetch {
 	unsigned long created;
 	enum peersnap_priority prio; /* raised when a bio joins */
 	bool background; /* counted in dev->bg_inflight */
+	bool local; /* a whole-chunk write, not a request */
+	int local_status; /* that write's result */
+	struct llist_node local_node; /* dev->local_done */
 	struct bio_list bios; /* bucket lock */
 };
 
@@ -129,6 +133,11 @@ static void ps_req_unlink(struct ps_fetch *f)
 	ps_dev_get(f->dev);
 }
 
+/*
+ * A flush or FUA write that waited for its chunk goes back through the
+ * commit path: the chunk's new present bit must be durable before it
+ * completes.
+ */
 static void ps_release_bios(struct ps_dev *dev, struct bio_list *bios,
 			    int status)
 {
@@ -139,6 +148,8 @@ static void ps_release_bios(struct ps_dev *dev, struct bio_list *bios,
 		if (status) {
 			bio->bi_status = BLK_STS_IOERR;
 			bio_endio(bio);
+		} else if (bio->bi_opf & (REQ_PREFLUSH | REQ_FUA)) {
+			ps_defer(dev, bio);
 		} else {
 			ps_remap_and_submit(dev, bio);
 		}
@@ -159,7 +170,8 @@ static void ps_fetch_finish(struct ps_fetch *f, int status)
 
 	if (!status)
 		ps_md_set_present(&dev->md, f->chunk, 1);
-	atomic64_inc(status ? &dev->failed : &dev->fetched);
+	if (!f->local)
+		atomic64_inc(status ? &dev->failed : &dev->fetched);
 
 	spin_lock_irqsave(&b->lock, flags);
 	hlist_del(&f->chunk_node);
@@ -273,6 +285,56 @@ bool ps_fetch_background(struct ps_dev *dev, u64 chunk)
 {
 	return ps_fetch_get(dev, chunk, NULL, PEERSNAP_PRIO_PREFETCH) ==
 	       PS_INSERTED;
+}
+
+/*
+ * A write of a whole absent chunk needs no fetch: the write itself makes
+ * the chunk present. Its descriptor holds every other bio of the chunk
+ * until the write completes, so no fetch can land on top of it. Returns
+ * NULL when the chunk is present or in flight: use the ordinary path.
+ */
+struct ps_fetch *ps_fetch_begin_local(struct ps_dev *dev, u64 chunk)
+{
+	struct ps_bucket *b = ps_bucket_of(dev, chunk);
+	struct ps_fetch *f;
+	unsigned long flags;
+
+	f = ps_fetch_alloc(dev, chunk, PEERSNAP_PRIO_WRITE_HYDRATE);
+	f->local = true;
+	spin_lock_irqsave(&b->lock, flags);
+	if (ps_bucket_find(b, chunk) || ps_md_is_present(&dev->md, chunk)) {
+		spin_unlock_irqrestore(&b->lock, flags);
+		mempool_free(f, ps_fetch_pool);
+		return NULL;
+	}
+	hlist_add_head(&f->chunk_node, &b->head);
+	atomic_inc(&dev->inflight);
+	spin_unlock_irqrestore(&b->lock, flags);
+	ps_dev_get(dev);
+	return f;
+}
+
+/*
+ * Called from the write's completion, maybe in interrupt context: the
+ * bios it held are resubmitted from process context (ps_fetch_local_work).
+ */
+void ps_fetch_end_local(struct ps_fetch *f, int status)
+{
+	struct ps_dev *dev = f->dev;
+
+	f->local_status = status;
+	llist_add(&f->local_node, &dev->local_done);
+	queue_work(ps_wq, &dev->local_work);
+}
+
+void ps_fetch_local_work(struct work_struct *work)
+{
+	struct ps_dev *dev = container_of(work, struct ps_dev, local_work);
+	struct llist_node *done = llist_del_all(&dev->local_done);
+	struct ps_fetch *f, *tmp;
+
+	llist_for_each_entry_safe(f, tmp, done, local_node)
+		ps_fetch_finish(f, f->local_status);
 }
 
 /* Presuspend: give every held bio back to dm core with @status. */

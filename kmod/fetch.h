@@ -40,6 +40,9 @@ void ps_fetch_dev_exit(struct ps_dev *dev);
 int ps_fetch_hold(struct ps_dev *dev, u64 chunk, struct bio *bio,
 		  enum peersnap_priority prio);
 bool ps_fetch_background(struct ps_dev *dev, u64 chunk);
+struct ps_fetch *ps_fetch_begin_local(struct ps_dev *dev, u64 chunk);
+void ps_fetch_end_local(struct ps_fetch *f, int status);
+void ps_fetch_local_work(struct work_struct *work);
 void ps_fetch_release_held(struct ps_dev *dev, blk_status_t status);
 
 void ps_agent_register(u32 portid);

@@ -15,6 +15,7 @@
 #include <linux/bio.h>
 #include <linux/device-mapper.h>
 #include <linux/list.h>
+#include <linux/llist.h>
 #include <linux/spinlock.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
@@ -50,6 +51,7 @@ struct ps_dev {
 	/* Feature args, kept in the order given so the table round-trips. */
 	enum ps_feature features[PS_NR_FEATURES];
 	unsigned int nr_features;
+	bool read_only; /* a table without write access */
 	bool fail_if_no_agent;
 	bool discard_passdown;
 	unsigned int agent_timeout; /* seconds, 0 = wait for ever */
@@ -70,6 +72,10 @@ struct ps_dev {
 	bool bg_active;
 	atomic_t bg_inflight;
 	struct work_struct bg_work;
+
+	/* Whole-chunk writes that made their chunk present (fetch.c). */
+	struct llist_head local_done;
+	struct work_struct local_work;
 
 	/* Flush / FUA bios wait here for a metadata commit. */
 	spinlock_t deferred_lock;
@@ -105,6 +111,7 @@ static inline void ps_dev_put(struct ps_dev *dev)
 
 const char *ps_dev_name(struct ps_dev *dev);
 void ps_remap_and_submit(struct ps_dev *dev, struct bio *bio);
+void ps_defer(struct ps_dev *dev, struct bio *bio);
 void ps_bg_kick(struct ps_dev *dev);
 
 int ps_target_init(void);

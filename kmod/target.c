@@ -38,6 +38,16 @@ const char *ps_dev_name(struct ps_dev *dev)
 	return dm_device_name(dm_table_get_md(dev->ti->table));
 }
 
+static void ps_mark_dirty_if_present(struct ps_dev *dev, struct bio *bio)
+{
+	u64 chunk = ps_chunk_of(dev, dm_target_offset(dev->ti,
+						      bio->bi_iter.bi_sector));
+
+	if (op_is_write(bio_op(bio)) && bio_sectors(bio) &&
+	    ps_md_is_present(&dev->md, chunk))
+		ps_md_set_dirty(&dev->md, chunk);
+}
+
 static void ps_remap(struct ps_dev *dev, struct bio *bio)
 {
 	sector_t offset = dm_target_offset(dev->ti, bio->bi_iter.bi_sector);
@@ -60,6 +70,39 @@ static enum peersnap_priority ps_prio_of(struct bio *bio)
 					  PEERSNAP_PRIO_DEMAND;
 }
 
+/* Per-bio data: the descriptor of a whole-chunk write, for end_io. */
+struct ps_bio_ctx {
+	struct ps_fetch *local;
+};
+
+static struct ps_bio_ctx *ps_ctx(struct bio *bio)
+{
+	return dm_per_bio_data(bio, sizeof(struct ps_bio_ctx));
+}
+
+static bool ps_is_whole_chunk(struct ps_dev *dev, struct bio *bio)
+{
+	sector_t offset = dm_target_offset(dev->ti, bio->bi_iter.bi_sector);
+
+	return bio_sectors(bio) == dev->chunk_sectors &&
+	       !(offset & (dev->chunk_sectors - 1));
+}
+
+/*
+ * An absent chunk that a plain write covers whole is not fetched. A flush
+ * or FUA write takes the fetch path instead: its completion must wait for
+ * a commit that records the chunk present.
+ */
+static bool ps_write_whole_absent(struct ps_dev *dev, struct bio *bio,
+				  u64 chunk)
+{
+	if (bio_data_dir(bio) != WRITE || !ps_is_whole_chunk(dev, bio) ||
+	    (bio->bi_opf & (REQ_PREFLUSH | REQ_FUA)))
+		return false;
+	ps_ctx(bio)->local = ps_fetch_begin_local(dev, chunk);
+	return ps_ctx(bio)->local;
+}
+
 /* The data path proper: returns a DM_MAPIO_* verdict for @bio. */
 static int ps_map_data(struct ps_dev *dev, struct bio *bio)
 {
@@ -68,10 +111,14 @@ static int ps_map_data(struct ps_dev *dev, struct bio *bio)
 
 	if (ps_md_mode(&dev->md) == PS_MD_FAIL)
 		return DM_MAPIO_KILL;
+	if (dev->read_only && op_is_write(bio_op(bio)) && bio_sectors(bio))
+		return DM_MAPIO_KILL;
 	if (!bio_sectors(bio) || ps_md_is_present(&dev->md, chunk))
 		return DM_MAPIO_REMAPPED;
 	if (READ_ONCE(dev->suspending) && READ_ONCE(dev->noflush))
 		return DM_MAPIO_REQUEUE;
+	if (ps_write_whole_absent(dev, bio, chunk))
+		return DM_MAPIO_REMAPPED;
 	return ps_fetch_hold(dev, chunk, bio, ps_prio_of(bio));
 }
 
@@ -107,6 +154,9 @@ static void ps_commit_worker(struct work_struct *work)
 	bio_list_init(&dev->deferred);
 	spin_unlock_irq(&dev->deferred_lock);
 
+	/* A FUA write's dirty bit is part of what it makes durable. */
+	bio_list_for_each(bio, &bios)
+		ps_mark_dirty_if_present(dev, bio);
 	r = ps_md_commit(&dev->md);
 	if (r == -EROFS && bio_list_empty(&bios))
 		r = 0;
@@ -128,7 +178,7 @@ static void ps_periodic_commit(struct work_struct *work)
 	queue_delayed_work(ps_wq, &dev->periodic_commit, ps_commit_delay());
 }
 
-static void ps_defer(struct ps_dev *dev, struct bio *bio)
+void ps_defer(struct ps_dev *dev, struct bio *bio)
 {
 	spin_lock_irq(&dev->deferred_lock);
 	bio_list_add(&dev->deferred, bio);
@@ -136,11 +186,47 @@ static void ps_defer(struct ps_dev *dev, struct bio *bio)
 	queue_work(ps_wq, &dev->commit_work);
 }
 
+/*
+ * Discards: the block layer splits them at chunk boundaries (io_hints);
+ * only whole chunks count. A whole present chunk is marked dirty and the
+ * discard passed down (unless no_discard_passdown); an absent one needs no
+ * fetch and keeps reading as the snapshot; a partial chunk is left alone.
+ */
+static int ps_map_discard(struct ps_dev *dev, struct bio *bio)
+{
+	sector_t offset = dm_target_offset(dev->ti, bio->bi_iter.bi_sector);
+	sector_t to_end =
+		dev->chunk_sectors - (offset & (dev->chunk_sectors - 1));
+	u64 chunk = ps_chunk_of(dev, offset);
+
+	if (dev->read_only)
+		return DM_MAPIO_KILL;
+	if (bio_sectors(bio) > to_end)
+		dm_accept_partial_bio(bio, to_end);
+	if (!ps_is_whole_chunk(dev, bio) ||
+	    !ps_md_is_present(&dev->md, chunk)) {
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	ps_md_set_dirty(&dev->md, chunk);
+	if (!dev->discard_passdown ||
+	    !bdev_max_discard_sectors(dev->cache_dev->bdev)) {
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	bio_set_dev(bio, dev->cache_dev->bdev);
+	bio->bi_iter.bi_sector = offset;
+	return DM_MAPIO_REMAPPED;
+}
+
 static int ps_map(struct dm_target *ti, struct bio *bio)
 {
 	struct ps_dev *dev = ti->private;
 	int verdict;
 
+	ps_ctx(bio)->local = NULL;
+	if (bio_op(bio) == REQ_OP_DISCARD)
+		return ps_map_discard(dev, bio);
 	if (bio->bi_opf & (REQ_PREFLUSH | REQ_FUA)) {
 		ps_defer(dev, bio);
 		return DM_MAPIO_SUBMITTED;
@@ -149,6 +235,18 @@ static int ps_map(struct dm_target *ti, struct bio *bio)
 	if (verdict == DM_MAPIO_REMAPPED)
 		ps_remap(dev, bio);
 	return verdict;
+}
+
+/* A whole-chunk write ended: the chunk is present if it succeeded. */
+static int ps_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
+{
+	struct ps_bio_ctx *ctx = ps_ctx(bio);
+
+	if (ctx->local) {
+		ps_fetch_end_local(ctx->local, *error ? -EIO : 0);
+		ctx->local = NULL;
+	}
+	return DM_ENDIO_DONE;
 }
 
 /* Background hydration: a window of fetches, paused while reads wait. */
@@ -408,6 +506,8 @@ static struct ps_dev *ps_dev_alloc(struct dm_target *ti)
 	bio_list_init(&dev->deferred);
 	INIT_WORK(&dev->bg_work, ps_bg_worker);
 	INIT_WORK(&dev->commit_work, ps_commit_worker);
+	INIT_WORK(&dev->local_work, ps_fetch_local_work);
+	init_llist_head(&dev->local_done);
 	INIT_DELAYED_WORK(&dev->periodic_commit, ps_periodic_commit);
 	INIT_LIST_HEAD(&dev->node);
 	init_waitqueue_head(&dev->users_wq);
@@ -428,6 +528,7 @@ static void ps_dtr(struct dm_target *ti)
 	ps_bg_stop(dev);
 	cancel_work_sync(&dev->bg_work);
 	ps_fetch_dev_exit(dev);
+	cancel_work_sync(&dev->local_work);
 	cancel_delayed_work_sync(&dev->periodic_commit);
 	flush_work(&dev->commit_work);
 	if (dev->md.present) {
@@ -487,6 +588,10 @@ static int ps_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 
 	ti->num_flush_bios = 1;
 	ti->flush_supported = true;
+	ti->num_discard_bios = 1;
+	ti->discards_supported = true;
+	ti->per_io_data_size = sizeof(struct ps_bio_ctx);
+	dev->read_only = !(dm_table_get_mode(ti->table) & FMODE_WRITE);
 	dev->id = atomic_inc_return(&ps_next_dev_id);
 	ps_genl_dev_add(dev);
 	return 0;
@@ -691,6 +796,15 @@ static int ps_iterate_devices(struct dm_target *ti,
 	return fn(ti, dev->cache_dev, 0, ti->len, data);
 }
 
+/* Discards arrive one chunk at a time, aligned: only whole chunks count. */
+static void ps_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	struct ps_dev *dev = ti->private;
+
+	limits->discard_granularity = dev->chunk_sectors << SECTOR_SHIFT;
+	limits->max_discard_sectors = dev->chunk_sectors;
+}
+
 static struct target_type ps_target = {
 	.name = "peersnap",
 	.version = { 1, 0, 0 },
@@ -698,6 +812,7 @@ static struct target_type ps_target = {
 	.ctr = ps_ctr,
 	.dtr = ps_dtr,
 	.map = ps_map,
+	.end_io = ps_end_io,
 	.presuspend = ps_presuspend,
 	.postsuspend = ps_postsuspend,
 	.preresume = ps_preresume,
@@ -705,6 +820,7 @@ static struct target_type ps_target = {
 	.status = ps_status,
 	.message = ps_message,
 	.iterate_devices = ps_iterate_devices,
+	.io_hints = ps_io_hints,
 };
 
 int ps_target_init(void)

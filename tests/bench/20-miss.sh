@@ -7,19 +7,25 @@
 #        '--dd--> /dev/ram2 (source) --dm-clone--> /dev/ram1 (destination)
 #                                     /dev/ram3 (dm-clone metadata)
 #
-# For each chunk size (PEERSNAP_BENCH_CHUNKS, in sectors), on a fresh
-# device each time:
-#   miss.peersnap.<size>.seq_read   cold sequential read, 1 MiB O_DIRECT, QD1
-#   miss.peersnap.<size>.hydrate    `dmsetup message ps 0 hydrate` rate
-#   miss.peersnap.<size>.cold4k_*   one 4 KiB read per random cold chunk, QD1
-# and 4 KiB chunks for the cold-read latency only (the fixed cost of one
-# fetch: netlink round trip, agent, tiny copy). Baselines:
-#   miss.source.seq_read            the brd source itself
-#   miss.dmclone.seq_read           cold read through dm-clone (no_hydration:
+# For each chunk size (PEERSNAP_BENCH_CHUNKS, in sectors), on a new cold
+# device each time, next to a dm-clone run of the same kind so that the
+# ratio compares two measurements seconds apart (TCG on a shared host
+# drifts by 2x and more over minutes):
+#   miss.dmclone.<size>.seq_read    cold read through dm-clone (no_hydration:
 #                                   a read of an unhydrated region is a remap
 #                                   to the source, no copy)
-#   miss.dmclone.hydrate            dm-clone background hydration, 64 KiB
+#   miss.peersnap.<size>.seq_read   cold sequential read, 1 MiB O_DIRECT, QD1
+#   miss.dmclone.<size>.hydrate     dm-clone background hydration, 64 KiB
 #                                   regions, hydration_batch_size 16
+#   miss.peersnap.<size>.hydrate    `dmsetup message ps 0 hydrate`
+#   miss.peersnap.<size>.cold4k_*   one 4 KiB read per random cold chunk, QD1
+# then the medians miss.dmclone.{seq_read,hydrate}, 4 KiB chunks for the
+# cold-read latency only (the fixed cost of one fetch: netlink round trip,
+# agent, a tiny copy), and miss.source.seq_read, the brd source itself.
+#
+# The cache device's pages stay allocated between runs (6.1's brd has no
+# discard): it is zeroed once for each device's data check, and a new
+# metadata device makes the next run cold (the fetch counters prove it).
 . "$PEERSNAP_TOP/tests/bench/lib.sh"
 
 ID=2727272727272727272727272727272727272727272727272727272727272727
@@ -46,7 +52,7 @@ size_name() {
 	fi
 }
 
-# seq_read DEV: cold sequential read of the whole device; prints KiB/s.
+# seq_read DEV: sequential read of the whole device; prints KiB/s.
 seq_read() {
 	local line
 	line=$(fio_terse --filename="$1" --rw=read --bs=1M --iodepth=1 \
@@ -58,16 +64,19 @@ seq_read() {
 	read_field "$line" bw
 }
 
-device_equals_image() {
-	cmp -s <(dd if="$1" bs=1M iflag=direct status=none) $IMG
+# check_image DEV WHAT: ok if DEV holds exactly the image.
+check_image() {
+	if cmp -s <(dd if="$1" bs=1M iflag=direct status=none) $IMG; then
+		ok "$2"
+	else
+		not_ok "$2"
+	fi
 }
 
-# fresh_ps CHUNK_SECTORS [keep]: a new, cold peersnap device; the cache
-# device is zeroed too unless "keep" (the fetch counter still shows that
-# every read was a miss).
+# ---- peersnap --------------------------------------------------------------
+
 fresh_ps() {
 	wipe_metadata
-	[ "${2:-}" = keep ] || zero_dev /dev/ram1
 	ps_create ps $SECTORS "$1" $ID || bail_out "cannot create peersnap ($1 sectors)"
 }
 
@@ -75,14 +84,16 @@ remove_ps() {
 	dmsetup remove ps || bail_out "cannot remove peersnap"
 }
 
+# ps_seq_read CHUNK NAME [check]
 ps_seq_read() {
-	local chunk=$1 name=$2 kib total=$((SECTORS / $1))
+	local chunk=$1 name=$2 check=${3:-} kib
+	[ -z "$check" ] || zero_dev /dev/ram1
 	fresh_ps "$chunk"
 	kib=$(seq_read /dev/mapper/ps) || bail_out "cold read of peersnap failed"
 	result "miss.peersnap.$name.seq_read" "$(kib_to_mb "$kib")" MB/s
-	assert_eq "$total" "$(ps_field ps fetched)" "$name: cold read fetched each chunk once"
-	device_equals_image /dev/mapper/ps && ok "$name: cold read returned the image" ||
-		not_ok "$name: cold read returned the image"
+	assert_eq $((SECTORS / chunk)) "$(ps_field ps fetched)" \
+		"peersnap $name: the cold read fetched each chunk once"
+	[ -z "$check" ] || check_image /dev/mapper/ps "peersnap $name: the cold read returned the image"
 	remove_ps
 }
 
@@ -91,64 +102,29 @@ ps_hydrate() {
 	fresh_ps "$chunk"
 	t0=$(now_ns)
 	dmsetup message ps 0 hydrate
-	wait_until 600 hydration_idle ps || bail_out "$name: hydration did not finish"
+	wait_until 600 hydration_idle ps || bail_out "peersnap $name: hydration did not finish"
 	ns=$(($(now_ns) - t0))
 	result "miss.peersnap.$name.hydrate" "$(rate_mb $((SIZE_MIB << 20)) $ns)" MB/s
-	assert_eq "$total/$total" "$(ps_field ps present)" "$name: hydrate made every chunk present"
+	assert_eq "$total/$total" "$(ps_field ps present)" \
+		"peersnap $name: hydrate made every chunk present"
 	remove_ps
 }
 
 ps_cold_latency() {
 	local chunk=$1 name=$2 line total=$((SECTORS / $1)) n
-	fresh_ps "$chunk" keep
+	fresh_ps "$chunk"
 	n=$((COLD_IOS < total ? COLD_IOS : total))
 	cold_iolog /tmp/cold.iolog /dev/mapper/ps $n $((chunk * 512)) $total
 	line=$(fio_terse --read_iolog=/tmp/cold.iolog --ioengine=psync --direct=1) ||
-		bail_out "$name: cold 4k reads failed"
+		bail_out "peersnap $name: cold 4k reads failed"
 	result "miss.peersnap.$name.cold4k_p50" "$(read_field "$line" p50)" us
 	result "miss.peersnap.$name.cold4k_p99" "$(read_field "$line" p99)" us
 	result "miss.peersnap.$name.cold4k_mean" "$(read_field "$line" clat_mean)" us
-	assert_eq "$n" "$(ps_field ps fetched)" "$name: each cold 4k read was one fetch"
+	assert_eq "$n" "$(ps_field ps fetched)" "peersnap $name: each cold 4k read was one fetch"
 	remove_ps
 }
 
-# dm-clone's "<hydrated>/<total>" regions (status field 4 after the target).
-clone_hydrated() {
-	dmsetup status clone | awk '{ print $7 }'
-}
-
-clone_done() {
-	local h
-	h=$(clone_hydrated)
-	[ "${h%/*}" = "${h#*/}" ]
-}
-
-fresh_clone() {
-	zero_dev /dev/ram3 1
-	zero_dev /dev/ram1
-	dmsetup create clone --table "0 $SECTORS clone /dev/ram3 /dev/ram1 /dev/ram2 $CLONE_REGION 1 no_hydration 2 hydration_batch_size 16" ||
-		bail_out "cannot create dm-clone"
-	dmsetup mknodes clone
-}
-
-bench_dm_clone() {
-	local kib t0 ns total=$((SECTORS / CLONE_REGION))
-	fresh_clone
-	kib=$(seq_read /dev/mapper/clone) || bail_out "cold read of dm-clone failed"
-	result miss.dmclone.seq_read "$(kib_to_mb "$kib")" MB/s
-	dmsetup remove clone
-
-	fresh_clone
-	t0=$(now_ns)
-	dmsetup message clone 0 enable_hydration
-	wait_until 600 clone_done || bail_out "dm-clone hydration did not finish"
-	ns=$(($(now_ns) - t0))
-	result miss.dmclone.hydrate "$(rate_mb $((SIZE_MIB << 20)) $ns)" MB/s
-	assert_eq "$total/$total" "$(clone_hydrated)" "dm-clone: hydrated every region"
-	device_equals_image /dev/mapper/clone && ok "dm-clone: hydrated device is the image" ||
-		not_ok "dm-clone: hydrated device is the image"
-	dmsetup remove clone
-}
+# ---- dm-clone --------------------------------------------------------------
 
 load_dm_clone() {
 	local dep
@@ -160,9 +136,58 @@ load_dm_clone() {
 	defer rmmod dm_clone
 }
 
-require_cmd fio shuf
+# dm-clone's "<hydrated>/<total>" regions.
+clone_hydrated() {
+	dmsetup status clone | awk '{ print $7 }'
+}
+
+clone_done() {
+	local h
+	h=$(clone_hydrated)
+	[ "${h%/*}" = "${h#*/}" ]
+}
+
+# A zeroed metadata device: dm-clone formats it and starts cold.
+fresh_clone() {
+	zero_dev /dev/ram3 1
+	dmsetup create clone --table "0 $SECTORS clone /dev/ram3 /dev/ram1 /dev/ram2 $CLONE_REGION 1 no_hydration 2 hydration_batch_size 16" ||
+		bail_out "cannot create dm-clone"
+	dmsetup mknodes clone
+}
+
+clone_seq_read() {
+	local name=$1 kib
+	fresh_clone
+	kib=$(seq_read /dev/mapper/clone) || bail_out "cold read of dm-clone failed"
+	result "miss.dmclone.$name.seq_read" "$(kib_to_mb "$kib")" MB/s
+	clone_reads+=("$(kib_to_mb "$kib")")
+	dmsetup remove clone
+}
+
+# clone_hydrate NAME [check]
+clone_hydrate() {
+	local name=$1 check=${2:-} t0 ns rate total=$((SECTORS / CLONE_REGION))
+	[ -z "$check" ] || zero_dev /dev/ram1
+	fresh_clone
+	t0=$(now_ns)
+	dmsetup message clone 0 enable_hydration
+	wait_until 600 clone_done || bail_out "dm-clone hydration did not finish"
+	ns=$(($(now_ns) - t0))
+	rate=$(rate_mb $((SIZE_MIB << 20)) $ns)
+	result "miss.dmclone.$name.hydrate" "$rate" MB/s
+	clone_hydrates+=("$rate")
+	assert_eq "$total/$total" "$(clone_hydrated)" "dm-clone: hydrated every region"
+	[ -z "$check" ] || check_image /dev/mapper/clone "dm-clone: the hydrated device is the image"
+	dmsetup remove clone
+}
+
+# ---- the runs --------------------------------------------------------------
+
+require_cmd fio shuf cmp
 phase setup
 load_module
+have_clone=1
+load_dm_clone || have_clone=
 make_brd 4 $SIZE_MIB
 make_image $IMG $((SIZE_MIB << 20))
 zero_dev /dev/ram1
@@ -173,23 +198,28 @@ phase "source read"
 kib=$(seq_read /dev/ram2) || bail_out "read of the source failed"
 result miss.source.seq_read "$(kib_to_mb "$kib")" MB/s
 
-phase dm-clone
-if load_dm_clone; then
-	bench_dm_clone
-else
-	skip "dm-clone baseline" "no loadable $DM_CLONE_KO (scripts/build-dm-clone)"
-fi
-
+[ -n "$have_clone" ] ||
+	skip "dm-clone baseline" "no loadable $DM_CLONE_KO (run scripts/build-dm-clone)"
+clone_reads=()
+clone_hydrates=()
+check=check
 for chunk in $BENCH_CHUNKS; do
 	name=$(size_name "$chunk")
-	phase "peersnap $name: cold sequential read"
-	ps_seq_read "$chunk" "$name"
-	phase "peersnap $name: hydrate"
+	phase "$name: cold sequential reads"
+	[ -z "$have_clone" ] || clone_seq_read "$name"
+	ps_seq_read "$chunk" "$name" $check
+	phase "$name: hydration"
+	[ -z "$have_clone" ] || clone_hydrate "$name" $check
 	ps_hydrate "$chunk" "$name"
-	phase "peersnap $name: cold 4k reads"
+	phase "$name: cold 4k reads"
 	ps_cold_latency "$chunk" "$name"
+	check=
 done
-phase "peersnap 4k: cold 4k reads"
+if [ -n "$have_clone" ]; then
+	result miss.dmclone.seq_read "$(median "${clone_reads[@]}")" MB/s
+	result miss.dmclone.hydrate "$(median "${clone_hydrates[@]}")" MB/s
+fi
+phase "4k: cold 4k reads"
 ps_cold_latency 8 4k
 phase done
 
