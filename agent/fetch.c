@@ -240,32 +240,31 @@ static void finish(struct psd_fetch *f, struct fetch_req *req, int status)
 	f->ops->done(f->ctx, &done);
 }
 
-static void submit_read(struct psd_fetch *f, struct fetch_req *req)
+/*
+ * Queues the rest of the request's origin read (op PSD_OP_ORIGIN_READ) or
+ * cache write (PSD_OP_CACHE_WRITE): short transfers resume at req->done.
+ */
+static void submit_rw(struct psd_fetch *f, struct fetch_req *req, int op)
 {
 	struct io_uring_sqe *sqe = psd_loop_sqe(f->loop);
+	bool write = op == PSD_OP_CACHE_WRITE;
+	size_t len = write ? req->plan.len : req->plan.read_len;
 
 	if (!sqe) {
 		finish(f, req, -EBUSY);
 		return;
 	}
-	io_uring_prep_read(sqe, req->origin_fd, (char *)req->buf + req->done,
-			   (unsigned int)(req->plan.read_len - req->done),
-			   req->plan.offset + req->done);
-	psd_loop_tag(sqe, slot_ud(f, req, PSD_OP_ORIGIN_READ));
-}
-
-static void submit_write(struct psd_fetch *f, struct fetch_req *req)
-{
-	struct io_uring_sqe *sqe = psd_loop_sqe(f->loop);
-
-	if (!sqe) {
-		finish(f, req, -EBUSY);
-		return;
-	}
-	io_uring_prep_write(sqe, req->cache_fd, (char *)req->buf + req->done,
-			    (unsigned int)(req->plan.len - req->done),
-			    req->plan.offset + req->done);
-	psd_loop_tag(sqe, slot_ud(f, req, PSD_OP_CACHE_WRITE));
+	if (write)
+		io_uring_prep_write(sqe, req->cache_fd,
+				    (char *)req->buf + req->done,
+				    (unsigned int)(len - req->done),
+				    req->plan.offset + req->done);
+	else
+		io_uring_prep_read(sqe, req->origin_fd,
+				   (char *)req->buf + req->done,
+				   (unsigned int)(len - req->done),
+				   req->plan.offset + req->done);
+	psd_loop_tag(sqe, slot_ud(f, req, op));
 }
 
 /* The read part is in the buffer: zero the tail, start writing. */
@@ -274,7 +273,7 @@ static void start_write(struct psd_fetch *f, struct fetch_req *req)
 	memset((char *)req->buf + req->plan.read_len, 0,
 	       req->plan.len - req->plan.read_len);
 	req->done = 0;
-	submit_write(f, req);
+	submit_rw(f, req, PSD_OP_CACHE_WRITE);
 }
 
 /* Acquires what the request needs; any failure is its FETCH_DONE status. */
@@ -306,7 +305,7 @@ static void start(struct psd_fetch *f, struct fetch_req *req)
 	}
 	req->done = 0;
 	if (req->plan.read_len)
-		submit_read(f, req);
+		submit_rw(f, req, PSD_OP_ORIGIN_READ);
 	else
 		start_write(f, req);
 }
@@ -364,7 +363,7 @@ static void on_read(void *ctx, struct psd_ud ud, int res, uint32_t flags)
 	if (!req)
 		return;
 	if (res == -EAGAIN || res == -EINTR) {
-		submit_read(f, req);
+		submit_rw(f, req, PSD_OP_ORIGIN_READ);
 	} else if (res < 0) {
 		finish(f, req, res);
 	} else {
@@ -373,7 +372,7 @@ static void on_read(void *ctx, struct psd_ud ud, int res, uint32_t flags)
 			req->plan.read_len = req->done;
 		req->done += (uint64_t)res;
 		if (req->done < req->plan.read_len)
-			submit_read(f, req);
+			submit_rw(f, req, PSD_OP_ORIGIN_READ);
 		else
 			start_write(f, req);
 	}
@@ -389,13 +388,13 @@ static void on_write(void *ctx, struct psd_ud ud, int res, uint32_t flags)
 	if (!req)
 		return;
 	if (res == -EAGAIN || res == -EINTR) {
-		submit_write(f, req);
+		submit_rw(f, req, PSD_OP_CACHE_WRITE);
 	} else if (res <= 0) {
 		finish(f, req, res < 0 ? res : -EIO);
 	} else {
 		req->done += (uint64_t)res;
 		if (req->done < req->plan.len)
-			submit_write(f, req);
+			submit_rw(f, req, PSD_OP_CACHE_WRITE);
 		else
 			finish(f, req, 0);
 	}

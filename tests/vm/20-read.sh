@@ -13,12 +13,6 @@
 ID=1111111111111111111111111111111111111111111111111111111111111111
 IMG=/tmp/image
 
-cleanup() {
-	stop_agent
-	dmsetup remove_all >/dev/null 2>&1
-	true
-}
-
 load_module
 make_brd 2 64
 

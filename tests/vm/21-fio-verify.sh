@@ -9,12 +9,6 @@ ID=2222222222222222222222222222222222222222222222222222222222222222
 IMG=/tmp/image
 SIZE=$((32 << 20))
 
-cleanup() {
-	stop_agent
-	dmsetup remove_all >/dev/null 2>&1
-	true
-}
-
 load_module
 make_brd 2 64
 

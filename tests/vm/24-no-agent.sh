@@ -9,12 +9,6 @@
 ID=4444444444444444444444444444444444444444444444444444444444444444
 IMG=/tmp/image
 
-cleanup() {
-	stop_agent
-	dmsetup remove_all >/dev/null 2>&1
-	true
-}
-
 load_module
 make_brd 2 64
 make_image $IMG $((8 << 20))

@@ -8,12 +8,6 @@
 ID=8888888888888888888888888888888888888888888888888888888888888888
 IMG=/tmp/image
 
-cleanup() {
-	stop_agent
-	dmsetup remove_all >/dev/null 2>&1
-	true
-}
-
 load_module
 make_brd 2 64
 make_image $IMG $((16 << 20))

@@ -9,12 +9,6 @@
 ID=9999999999999999999999999999999999999999999999999999999999999999
 IMG=/tmp/image
 
-cleanup() {
-	stop_agent
-	dmsetup remove_all >/dev/null 2>&1
-	true
-}
-
 hydration_idle() {
 	[ "$(ps_field ps hydration)" = idle ]
 }

@@ -13,12 +13,6 @@ IMG=/tmp/image
 CHUNK=128	# 64 KiB
 SIZE=$((32 << 20))
 
-cleanup() {
-	stop_agent
-	dmsetup remove_all >/dev/null 2>&1
-	true
-}
-
 load_module
 make_brd 2 64
 make_image $IMG $SIZE

@@ -26,6 +26,14 @@ private_copy() {
 
 # PEERSNAP_AGENT=agent/asan/peersnapd runs the tests with the ASan+UBSan
 # agent (make -C agent SANITIZE=1); its reports go to $AGENT_LOG.
+# The default cleanup of a peersnap test (lib.sh runs it at exit); a test
+# with more to undo defines its own after sourcing this file.
+cleanup() {
+	stop_agent
+	dmsetup remove_all >/dev/null 2>&1
+	true
+}
+
 PEERSNAPD=$(private_copy "${PEERSNAPD:-${PEERSNAP_AGENT:-$PEERSNAP_TOP/agent/peersnapd}}")
 agent_pid=
 
