@@ -8,9 +8,10 @@
 #                                     /dev/ram3 (dm-clone metadata)
 #
 # For each chunk size (PEERSNAP_BENCH_CHUNKS, in sectors), on a new cold
-# device each time, next to a dm-clone run of the same kind so that the
-# ratio compares two measurements seconds apart (TCG on a shared host
-# drifts by 2x and more over minutes):
+# device each time, PEERSNAP_BENCH_MISS_REPS runs next to as many dm-clone
+# runs of the same kind, in ABBA order, so that each ratio compares two
+# measurements seconds apart (TCG on a shared host drifts by 2x and more
+# within minutes); .rN is run N, the name alone the median:
 #   miss.dmclone.<size>.seq_read    cold read through dm-clone (no_hydration:
 #                                   a read of an unhydrated region is a remap
 #                                   to the source, no copy)
@@ -64,15 +65,6 @@ seq_read() {
 	read_field "$line" bw
 }
 
-# check_image DEV WHAT: ok if DEV holds exactly the image.
-check_image() {
-	if cmp -s <(dd if="$1" bs=1M iflag=direct status=none) $IMG; then
-		ok "$2"
-	else
-		not_ok "$2"
-	fi
-}
-
 # ---- peersnap --------------------------------------------------------------
 
 fresh_ps() {
@@ -84,29 +76,33 @@ remove_ps() {
 	dmsetup remove ps || bail_out "cannot remove peersnap"
 }
 
-# ps_seq_read CHUNK NAME [check]
+# ps_seq_read CHUNK NAME REP [check]
 ps_seq_read() {
-	local chunk=$1 name=$2 check=${3:-} kib
+	local chunk=$1 name=$2 rep=$3 check=${4:-} kib
 	[ -z "$check" ] || zero_dev /dev/ram1
 	fresh_ps "$chunk"
 	kib=$(seq_read /dev/mapper/ps) || bail_out "cold read of peersnap failed"
-	result "miss.peersnap.$name.seq_read" "$(kib_to_mb "$kib")" MB/s
+	result "miss.peersnap.$name.seq_read.r$rep" "$(kib_to_mb "$kib")" MB/s
+	ps_reads+=("$(kib_to_mb "$kib")")
 	assert_eq $((SECTORS / chunk)) "$(ps_field ps fetched)" \
-		"peersnap $name: the cold read fetched each chunk once"
-	[ -z "$check" ] || check_image /dev/mapper/ps "peersnap $name: the cold read returned the image"
+		"peersnap $name: cold read $rep fetched each chunk once"
+	[ -z "$check" ] || check_image /dev/mapper/ps $IMG "peersnap $name: the cold read returned the image"
 	remove_ps
 }
 
+# ps_hydrate CHUNK NAME REP
 ps_hydrate() {
-	local chunk=$1 name=$2 t0 ns total=$((SECTORS / $1))
+	local chunk=$1 name=$2 rep=$3 t0 t1 rate total=$((SECTORS / $1))
 	fresh_ps "$chunk"
-	t0=$(now_ns)
+	stamp t0
 	dmsetup message ps 0 hydrate
 	wait_until 600 hydration_idle ps || bail_out "peersnap $name: hydration did not finish"
-	ns=$(($(now_ns) - t0))
-	result "miss.peersnap.$name.hydrate" "$(rate_mb $((SIZE_MIB << 20)) $ns)" MB/s
+	stamp t1
+	rate=$(rate_mb $((SIZE_MIB << 20)) $((t1 - t0)))
+	result "miss.peersnap.$name.hydrate.r$rep" "$rate" MB/s
+	ps_hydrates+=("$rate")
 	assert_eq "$total/$total" "$(ps_field ps present)" \
-		"peersnap $name: hydrate made every chunk present"
+		"peersnap $name: hydration $rep made every chunk present"
 	remove_ps
 }
 
@@ -138,12 +134,13 @@ load_dm_clone() {
 
 # dm-clone's "<hydrated>/<total>" regions.
 clone_hydrated() {
-	dmsetup status clone | awk '{ print $7 }'
+	status_word clone 6
 }
 
 clone_done() {
-	local h
-	h=$(clone_hydrated)
+	local words h
+	read -r -a words <<<"$(dmsetup status clone)"
+	h=${words[6]}
 	[ "${h%/*}" = "${h#*/}" ]
 }
 
@@ -155,30 +152,60 @@ fresh_clone() {
 	dmsetup mknodes clone
 }
 
+# clone_seq_read NAME REP
 clone_seq_read() {
-	local name=$1 kib
+	local name=$1 rep=$2 kib
 	fresh_clone
 	kib=$(seq_read /dev/mapper/clone) || bail_out "cold read of dm-clone failed"
-	result "miss.dmclone.$name.seq_read" "$(kib_to_mb "$kib")" MB/s
+	result "miss.dmclone.$name.seq_read.r$rep" "$(kib_to_mb "$kib")" MB/s
 	clone_reads+=("$(kib_to_mb "$kib")")
+	all_clone_reads+=("$(kib_to_mb "$kib")")
 	dmsetup remove clone
 }
 
-# clone_hydrate NAME [check]
+# clone_hydrate NAME REP [check]
 clone_hydrate() {
-	local name=$1 check=${2:-} t0 ns rate total=$((SECTORS / CLONE_REGION))
+	local name=$1 rep=$2 check=${3:-} t0 t1 rate total=$((SECTORS / CLONE_REGION))
 	[ -z "$check" ] || zero_dev /dev/ram1
 	fresh_clone
-	t0=$(now_ns)
+	stamp t0
 	dmsetup message clone 0 enable_hydration
 	wait_until 600 clone_done || bail_out "dm-clone hydration did not finish"
-	ns=$(($(now_ns) - t0))
-	rate=$(rate_mb $((SIZE_MIB << 20)) $ns)
-	result "miss.dmclone.$name.hydrate" "$rate" MB/s
+	stamp t1
+	rate=$(rate_mb $((SIZE_MIB << 20)) $((t1 - t0)))
+	result "miss.dmclone.$name.hydrate.r$rep" "$rate" MB/s
 	clone_hydrates+=("$rate")
-	assert_eq "$total/$total" "$(clone_hydrated)" "dm-clone: hydrated every region"
-	[ -z "$check" ] || check_image /dev/mapper/clone "dm-clone: the hydrated device is the image"
+	all_clone_hydrates+=("$rate")
+	assert_eq "$total/$total" "$(clone_hydrated)" "dm-clone: hydration $rep hydrated every region"
+	[ -z "$check" ] || check_image /dev/mapper/clone $IMG "dm-clone: the hydrated device is the image"
 	dmsetup remove clone
+}
+
+# pair_runs KIND CHUNK NAME: BENCH_MISS_REPS runs of dm-clone and peersnap
+# in ABBA order (dm-clone first in odd runs), then the medians.
+pair_runs() {
+	local kind=$1 chunk=$2 name=$3 rep first
+	ps_reads=() ps_hydrates=() clone_reads=() clone_hydrates=()
+	for rep in $(seq "$BENCH_MISS_REPS"); do
+		first=$((rep % 2))
+		if [ $first = 1 ] && [ -n "$have_clone" ]; then
+			clone_$kind "$name" "$rep" $check
+		fi
+		ps_$kind "$chunk" "$name" "$rep" $check
+		if [ $first = 0 ] && [ -n "$have_clone" ]; then
+			clone_$kind "$name" "$rep"
+		fi
+		check=
+	done
+	if [ "$kind" = seq_read ]; then
+		result "miss.peersnap.$name.seq_read" "$(median "${ps_reads[@]}")" MB/s
+		[ -z "$have_clone" ] ||
+			result "miss.dmclone.$name.seq_read" "$(median "${clone_reads[@]}")" MB/s
+	else
+		result "miss.peersnap.$name.hydrate" "$(median "${ps_hydrates[@]}")" MB/s
+		[ -z "$have_clone" ] ||
+			result "miss.dmclone.$name.hydrate" "$(median "${clone_hydrates[@]}")" MB/s
+	fi
 }
 
 # ---- the runs --------------------------------------------------------------
@@ -200,24 +227,24 @@ result miss.source.seq_read "$(kib_to_mb "$kib")" MB/s
 
 [ -n "$have_clone" ] ||
 	skip "dm-clone baseline" "no loadable $DM_CLONE_KO (run scripts/build-dm-clone)"
-clone_reads=()
-clone_hydrates=()
-check=check
+all_clone_reads=()
+all_clone_hydrates=()
 for chunk in $BENCH_CHUNKS; do
 	name=$(size_name "$chunk")
+	# The first chunk size's first runs start from a zeroed cache device
+	# and check the data they produced.
+	[ "$chunk" = "${BENCH_CHUNKS%% *}" ] && check=check || check=
 	phase "$name: cold sequential reads"
-	[ -z "$have_clone" ] || clone_seq_read "$name"
-	ps_seq_read "$chunk" "$name" $check
+	pair_runs seq_read "$chunk" "$name"
+	[ "$chunk" = "${BENCH_CHUNKS%% *}" ] && check=check || check=
 	phase "$name: hydration"
-	[ -z "$have_clone" ] || clone_hydrate "$name" $check
-	ps_hydrate "$chunk" "$name"
+	pair_runs hydrate "$chunk" "$name"
 	phase "$name: cold 4k reads"
 	ps_cold_latency "$chunk" "$name"
-	check=
 done
 if [ -n "$have_clone" ]; then
-	result miss.dmclone.seq_read "$(median "${clone_reads[@]}")" MB/s
-	result miss.dmclone.hydrate "$(median "${clone_hydrates[@]}")" MB/s
+	result miss.dmclone.seq_read "$(median "${all_clone_reads[@]}")" MB/s
+	result miss.dmclone.hydrate "$(median "${all_clone_hydrates[@]}")" MB/s
 fi
 phase "4k: cold 4k reads"
 ps_cold_latency 8 4k

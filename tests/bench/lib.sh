@@ -16,16 +16,18 @@
 # a benchmark that measured the wrong thing fails.
 #
 # Knobs (scripts/bench passes PEERSNAP_* through to the guest):
-#	PEERSNAP_BENCH_RUNTIME=10     seconds per fio hit-path run
-#	PEERSNAP_BENCH_REPS=3         alternating runs per hit-path variant
+#	PEERSNAP_BENCH_RUNTIME=8      seconds per fio hit-path run
+#	PEERSNAP_BENCH_REPS=4         hit-path runs per device, in ABBA order
+#	PEERSNAP_BENCH_MISS_REPS=2    miss-path runs per device and chunk size
 #	PEERSNAP_BENCH_CHUNKS="128 512 2048"   peersnap chunk sizes (sectors)
 #	PEERSNAP_BENCH_DM_CLONE=path  dm-clone.ko (scripts/build-dm-clone)
 
 . "$PEERSNAP_TOP/tests/vm/lib.sh"
 . "$PEERSNAP_TOP/tests/vm/peersnap.sh"
 
-BENCH_RUNTIME=${PEERSNAP_BENCH_RUNTIME:-10}
-BENCH_REPS=${PEERSNAP_BENCH_REPS:-3}
+BENCH_RUNTIME=${PEERSNAP_BENCH_RUNTIME:-8}
+BENCH_REPS=${PEERSNAP_BENCH_REPS:-4}
+BENCH_MISS_REPS=${PEERSNAP_BENCH_MISS_REPS:-2}
 BENCH_CHUNKS=${PEERSNAP_BENCH_CHUNKS:-128 512 2048}
 RESULTS=/out/results.txt
 
@@ -81,30 +83,49 @@ kib_to_mb() {
 	awk -v k="$1" 'BEGIN { printf "%.1f\n", k * 1024 / 1e6 }'
 }
 
-# now_ns: a monotonic-enough clock for rates measured in seconds.
-now_ns() {
-	date +%s%N
+# stamp VAR: wall-clock microseconds into VAR, without a fork: under TCG
+# on a busy host starting a process (even a $(...) subshell) can take a
+# quarter of a second, so nothing that is timed may fork more than it must.
+stamp() {
+	printf -v "$1" '%s' "${EPOCHREALTIME/./}"
 }
 
-# rate_mb BYTES NS: MB/s.
+# rate_mb BYTES USECS: MB/s.
 rate_mb() {
-	awk -v b="$1" -v ns="$2" 'BEGIN { printf "%.1f\n", b / (ns / 1e9) / 1e6 }'
+	awk -v b="$1" -v us="$2" 'BEGIN { printf "%.1f\n", b / (us / 1e6) / 1e6 }'
+}
+
+# nap SECONDS: sleep without starting /bin/sleep: a read with a timeout
+# on a pipe that never gets data (we hold its only writer).
+exec {_nap_fd}<> <(:)
+nap() {
+	read -r -t "$1" -u "$_nap_fd" || true
 }
 
 # wait_until SECONDS CMD...: polls CMD every 50 ms (for timing a
 # hydration: wait_for's 100 ms step is too coarse); false on timeout.
 wait_until() {
-	local deadline=$(($(date +%s) + $1))
+	local deadline=$((EPOCHSECONDS + $1))
 	shift
 	until "$@"; do
-		[ "$(date +%s)" -lt "$deadline" ] || return 1
-		sleep 0.05
+		[ "$EPOCHSECONDS" -lt "$deadline" ] || return 1
+		nap 0.05
 	done
 }
 
-# hydration_idle NAME
+# status_word NAME N: word N (0 = start) of `dmsetup status NAME`, with a
+# single fork (ps_field's awk would double the cost of every poll).
+status_word() {
+	local words
+	read -r -a words <<<"$(dmsetup status "$1")"
+	echo "${words[$2]}"
+}
+
+# hydration_idle NAME: peersnap's status word 12 is idle|hydrating.
 hydration_idle() {
-	[ "$(ps_field "$1" hydration)" = idle ]
+	local words
+	read -r -a words <<<"$(dmsetup status "$1")"
+	[ "${words[12]}" = idle ]
 }
 
 # zero_dev DEV [MIB]: zeroes the first MIB MiB of DEV (all of it without
@@ -116,11 +137,25 @@ zero_dev() {
 	dd if=/dev/zero of="$1" bs=1M count="$mib" oflag=direct status=none
 }
 
-_phase_t0=$(date +%s%N)
+stamp _phase_t0
 # phase WHAT: a diagnostic with the seconds since the script started, so a
 # slow run shows where its time went.
 phase() {
-	diag "$(awk -v ns=$(($(date +%s%N) - _phase_t0)) 'BEGIN { printf "%6.1f s", ns / 1e9 }'): $*"
+	local now
+	stamp now
+	diag "$(awk -v us=$((now - _phase_t0)) 'BEGIN { printf "%6.1f s", us / 1e6 }'): $*"
+}
+
+# check_image DEV FILE WHAT: ok if DEV holds exactly FILE. A buffered
+# read: piping dd into cmp costs a cross-CPU wakeup per 64 KiB, which
+# under TCG on a busy host took 30 s for 256 MiB.
+check_image() {
+	if cmp -s "$1" "$2"; then
+		ok "$3"
+	else
+		not_ok "$3"
+	fi
+	blockdev --flushbufs "$1"
 }
 
 # cold_iolog FILE DEV COUNT CHUNK_BYTES TOTAL_CHUNKS: an fio replay log of

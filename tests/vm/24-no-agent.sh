@@ -39,8 +39,12 @@ cmp -s /tmp/out <(dd if=$IMG bs=4k skip=5 count=1 status=none) &&
 	not_ok "fail_if_no_agent: ... with the image's data"
 read -r ms res <<<"$(timed_read ps 100)"
 assert_eq EIO "$res" "fail_if_no_agent: an absent chunk fails with EIO"
-[ "$ms" -lt 1000 ] && ok "fail_if_no_agent: ... at once (${ms} ms)" ||
-	not_ok "fail_if_no_agent: ... at once (${ms} ms)"
+# "At once" is structural: no request was made, so nothing could wait.
+# The time (dd's start-up under TCG included) only guards against a wait.
+assert_eq "0 0" "$(ps_field ps inflight) $(ps_field ps failed)" \
+	"fail_if_no_agent: ... without queueing a fetch"
+[ "$ms" -lt 10000 ] && ok "fail_if_no_agent: ... without waiting (${ms} ms)" ||
+	not_ok "fail_if_no_agent: ... without waiting (${ms} ms)"
 dmsetup remove ps
 
 # agent_timeout 2: the held read fails after 2 s.
@@ -48,7 +52,7 @@ wipe_metadata
 ps_create ps 16384 8 $ID agent_timeout 2
 read -r ms res <<<"$(timed_read ps 200)"
 assert_eq EIO "$res" "agent_timeout 2: an absent chunk fails with EIO"
-[ "$ms" -ge 1900 ] && [ "$ms" -lt 5000 ] &&
+[ "$ms" -ge 1900 ] && [ "$ms" -lt 10000 ] &&
 	ok "agent_timeout 2: ... after about 2 s (${ms} ms)" ||
 	not_ok "agent_timeout 2: ... after about 2 s (${ms} ms)"
 assert_eq 1 "$(ps_field ps failed)" "agent_timeout 2: counted as one failed fetch"

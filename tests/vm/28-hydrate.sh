@@ -1,7 +1,7 @@
 #!/bin/bash
 # Background fetching: `hydrate` makes every chunk present and stops at
 # 100%; `prefetch` fetches exactly its range; demand reads overtake a
-# running hydration. The cache device sits behind dm-delay (20 ms per
+# running hydration. The cache device sits behind dm-delay (100 ms per
 # write) so that hydration takes long enough to race with.
 . "$PEERSNAP_TOP/tests/vm/lib.sh"
 . "$PEERSNAP_TOP/tests/vm/peersnap.sh"
@@ -48,13 +48,13 @@ else
 fi
 dmsetup remove ps
 
-# 3. demand reads during hydration, on a slow cache device: 8192 chunks of
-# 4 KiB; reads of the last chunks finish while hydration is still early.
+# 3. demand reads during hydration, on a slow cache device (100 ms per
+# write: hydrating 8192 chunks of 4 KiB, 32 at a time, takes about 25 s):
+# reads of the last chunks finish while the hydration front is far behind.
 wipe_metadata
-dm_create slow "0 131072 delay /dev/ram1 0 0 /dev/ram1 0 20"
+dm_create slow "0 131072 delay /dev/ram1 0 0 /dev/ram1 0 100"
 dmsetup create ps --table "0 65536 peersnap /dev/ram0 /dev/mapper/slow 8 $ID"
 dmsetup message ps 0 hydrate
-sleep 1
 lat=()
 for c in 8100 8120 8140 8160 8180; do
 	t0=$(date +%s%N)
@@ -62,10 +62,11 @@ for c in 8100 8120 8140 8160 8180; do
 	lat+=($((($(date +%s%N) - t0) / 1000000)))
 	cmp -s /tmp/d <(dd if=$IMG bs=4k skip=$c count=1 status=none) || bad=1
 done
-present=$(chunks_present ps)
+# One status snapshot: the hydration state and the front, together.
+read -r present hydration <<<"$(dmsetup status ps | awk '{ split($6, p, "/"); print p[1], $13 }')"
 diag "demand read latency during hydration (ms): ${lat[*]}; present then: $present/8192"
 assert_eq "" "${bad:-}" "demand reads during hydration return the image's data"
-assert_eq hydrating "$(ps_field ps hydration)" "demand reads finished while hydration still ran"
+assert_eq hydrating "$hydration" "demand reads finished while hydration still ran"
 [ "$present" -lt 8100 ] && ok "demand reads overtook the hydration front ($present/8192)" ||
 	not_ok "demand reads overtook the hydration front ($present/8192)"
 dmsetup message ps 0 stop_hydration
