@@ -138,6 +138,17 @@ static void ps_dispatch(struct ps_dev *dev, struct bio *bio, int verdict)
 	}
 }
 
+/* A commit that changes the metadata mode (rw -> ro) raises a dm event. */
+static int ps_commit(struct ps_dev *dev)
+{
+	enum ps_md_mode before = ps_md_mode(&dev->md);
+	int r = ps_md_commit(&dev->md);
+
+	if (ps_md_mode(&dev->md) != before)
+		dm_table_event(dev->ti->table);
+	return r;
+}
+
 /*
  * Flushes and FUA writes wait for a metadata commit: the device acts like
  * a disk with a volatile write cache, and its cache includes our bitmaps.
@@ -157,7 +168,7 @@ static void ps_commit_worker(struct work_struct *work)
 	/* A FUA write's dirty bit is part of what it makes durable. */
 	bio_list_for_each(bio, &bios)
 		ps_mark_dirty_if_present(dev, bio);
-	r = ps_md_commit(&dev->md);
+	r = ps_commit(dev);
 	if (r == -EROFS && bio_list_empty(&bios))
 		r = 0;
 	while ((bio = bio_list_pop(&bios))) {
@@ -765,7 +776,7 @@ static void ps_postsuspend(struct dm_target *ti)
 	cancel_work_sync(&dev->bg_work);
 	cancel_delayed_work_sync(&dev->periodic_commit);
 	flush_work(&dev->commit_work);
-	ps_md_commit(&dev->md);
+	ps_commit(dev);
 	ps_md_freeze(&dev->md);
 }
 

@@ -37,12 +37,6 @@ COLD_IOS=200
 CLONE_REGION=128
 DM_CLONE_KO=${PEERSNAP_BENCH_DM_CLONE:-$PEERSNAP_TOP/build/dm-clone/dm-clone.ko}
 
-cleanup() {
-	stop_agent
-	dmsetup remove_all >/dev/null 2>&1
-	true
-}
-
 # size_name SECTORS: 128 -> 64k, 2048 -> 1m.
 size_name() {
 	local kib=$(($1 / 2))

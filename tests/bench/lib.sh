@@ -4,7 +4,8 @@
 # Helpers for the benchmarks (tests/bench/NN-*.sh), which scripts/bench runs
 # one per VM boot with `scripts/vm run`. Source it first; it brings in the
 # VM test helpers (tests/vm/lib.sh: KTAP, defer, make_brd; tests/vm/
-# peersnap.sh: start_agent, ps_create, ps_field):
+# peersnap.sh: start_agent, ps_create, ps_field, and the default cleanup,
+# which stops the agent and removes every dm device):
 #
 #	. "$PEERSNAP_TOP/tests/bench/lib.sh"
 #	load_module
