@@ -34,9 +34,10 @@ make_image $IMG $((SIZE_MIB << 20))
 start_agent "$ID=$IMG"
 
 ps_create ps $SECTORS $CHUNK $ID || bail_out "cannot create the peersnap device"
+t0='' t1=''
 stamp t0
 dmsetup message ps 0 hydrate
-wait_until 300 hydration_idle ps || bail_out "hydration did not finish"
+wait_hydrated 300 ps_progress || bail_out "hydration did not finish"
 stamp t1
 diag "hydrated $SIZE_MIB MiB in $(((t1 - t0) / 1000)) ms"
 total=$((SECTORS / CHUNK))

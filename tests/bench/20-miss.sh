@@ -90,7 +90,7 @@ ps_hydrate() {
 	fresh_ps "$chunk"
 	stamp t0
 	dmsetup message ps 0 hydrate
-	wait_until 600 hydration_idle ps || bail_out "peersnap $name: hydration did not finish"
+	wait_hydrated 600 ps_progress || bail_out "peersnap $name: hydration did not finish"
 	stamp t1
 	rate=$(rate_mb $((SIZE_MIB << 20)) $((t1 - t0)))
 	result "miss.peersnap.$name.hydrate.r$rep" "$rate" MB/s
@@ -131,11 +131,14 @@ clone_hydrated() {
 	status_word clone 6
 }
 
-clone_done() {
-	local words h
+# PROGRESS_FN (wait_hydrated) of dm-clone: hydrated regions.
+clone_progress() {
+	local words
 	read -r -a words <<<"$(dmsetup status clone)"
-	h=${words[6]}
-	[ "${h%/*}" = "${h#*/}" ]
+	_done=${words[6]%/*}
+	_total=${words[6]#*/}
+	_finished=
+	[ "$_done" != "$_total" ] || _finished=1
 }
 
 # A zeroed metadata device: dm-clone formats it and starts cold.
@@ -164,7 +167,7 @@ clone_hydrate() {
 	fresh_clone
 	stamp t0
 	dmsetup message clone 0 enable_hydration
-	wait_until 600 clone_done || bail_out "dm-clone hydration did not finish"
+	wait_hydrated 600 clone_progress || bail_out "dm-clone hydration did not finish"
 	stamp t1
 	rate=$(rate_mb $((SIZE_MIB << 20)) $((t1 - t0)))
 	result "miss.dmclone.$name.hydrate.r$rep" "$rate" MB/s
@@ -242,6 +245,6 @@ if [ -n "$have_clone" ]; then
 fi
 phase "4k: cold 4k reads"
 ps_cold_latency 8 4k
-phase done
+phase finished
 
 ktap_finish

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # the BENCH_* knobs are for the scripts
 #
 # Helpers for the benchmarks (tests/bench/NN-*.sh), which scripts/bench runs
 # one per VM boot with `scripts/vm run`. Source it first; it brings in the
@@ -103,15 +103,42 @@ nap() {
 	read -r -t "$1" -u "$_nap_fd" || true
 }
 
-# wait_until SECONDS CMD...: polls CMD every 50 ms (for timing a
-# hydration: wait_for's 100 ms step is too coarse); false on timeout.
-wait_until() {
-	local deadline=$((EPOCHSECONDS + $1))
-	shift
-	until "$@"; do
+# wait_hydrated SECONDS PROGRESS_FN: waits for a background copy to end,
+# false on timeout. PROGRESS_FN sets _done and _total (units copied) and
+# _finished (non-empty at the end) from one `dmsetup status`. Under TCG
+# with one vCPU each poll's dmsetup costs tens of ms of the very CPU the
+# copy runs on (polling every 50 ms took a third of it), so this predicts
+# the end from the rate so far and sleeps 80% of the predicted remainder:
+# a handful of polls, the last ones 50 ms apart.
+wait_hydrated() {
+	local deadline=$((EPOCHSECONDS + $1)) fn=$2 t0 now us nap_s
+	stamp t0
+	nap 0.2
+	while :; do
+		$fn
+		[ -z "$_finished" ] || return 0
 		[ "$EPOCHSECONDS" -lt "$deadline" ] || return 1
-		nap 0.05
+		stamp now
+		us=200000
+		if [ "${_done:-0}" -gt 0 ] && [ "$_total" -gt "$_done" ]; then
+			us=$(((now - t0) * (_total - _done) / _done * 8 / 10))
+		fi
+		((us >= 50000)) || us=50000
+		((us <= 1000000)) || us=1000000
+		printf -v nap_s '%d.%06d' $((us / 1000000)) $((us % 1000000))
+		nap "$nap_s"
 	done
+}
+
+# ps_progress NAME: PROGRESS_FN of a peersnap device (present chunks; the
+# end is the hydration going idle).
+ps_progress() {
+	local words
+	read -r -a words <<<"$(dmsetup status "${1:-ps}")"
+	_done=${words[5]%/*}
+	_total=${words[5]#*/}
+	_finished=
+	[ "${words[12]}" != idle ] || _finished=1
 }
 
 # status_word NAME N: word N (0 = start) of `dmsetup status NAME`, with a
@@ -120,13 +147,6 @@ status_word() {
 	local words
 	read -r -a words <<<"$(dmsetup status "$1")"
 	echo "${words[$2]}"
-}
-
-# hydration_idle NAME: peersnap's status word 12 is idle|hydrating.
-hydration_idle() {
-	local words
-	read -r -a words <<<"$(dmsetup status "$1")"
-	[ "${words[12]}" = idle ]
 }
 
 # zero_dev DEV [MIB]: zeroes the first MIB MiB of DEV (all of it without
@@ -138,6 +158,7 @@ zero_dev() {
 	dd if=/dev/zero of="$1" bs=1M count="$mib" oflag=direct status=none
 }
 
+_phase_t0=
 stamp _phase_t0
 # phase WHAT: a diagnostic with the seconds since the script started, so a
 # slow run shows where its time went.
