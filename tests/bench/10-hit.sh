@@ -34,12 +34,9 @@ make_image $IMG $((SIZE_MIB << 20))
 start_agent "$ID=$IMG"
 
 ps_create ps $SECTORS $CHUNK $ID || bail_out "cannot create the peersnap device"
-t0='' t1=''
-stamp t0
-dmsetup message ps 0 hydrate
-wait_hydrated 300 ps_progress || bail_out "hydration did not finish"
-stamp t1
-diag "hydrated $SIZE_MIB MiB in $(((t1 - t0) / 1000)) ms"
+us=''
+timed_copy us ps hydrate 9 =idle || bail_out "hydration did not finish"
+diag "hydrated $SIZE_MIB MiB in $((us / 1000)) ms"
 total=$((SECTORS / CHUNK))
 assert_eq "$total/$total" "$(ps_field ps present)" "peersnap device fully present"
 check_image /dev/mapper/ps $IMG "peersnap device reads back the image"

@@ -84,9 +84,8 @@ kib_to_mb() {
 	awk -v k="$1" 'BEGIN { printf "%.1f\n", k * 1024 / 1e6 }'
 }
 
-# stamp VAR: wall-clock microseconds into VAR, without a fork: under TCG
-# on a busy host starting a process (even a $(...) subshell) can take a
-# quarter of a second, so nothing that is timed may fork more than it must.
+# stamp VAR: wall-clock microseconds into VAR, without a fork (under TCG
+# on a busy host starting a process took up to a quarter of a second).
 stamp() {
 	printf -v "$1" '%s' "${EPOCHREALTIME/./}"
 }
@@ -96,57 +95,28 @@ rate_mb() {
 	awk -v b="$1" -v us="$2" 'BEGIN { printf "%.1f\n", b / (us / 1e6) / 1e6 }'
 }
 
-# nap SECONDS: sleep without starting /bin/sleep: a read with a timeout
-# on a pipe that never gets data (we hold its only writer).
-exec {_nap_fd}<> <(:)
-nap() {
-	read -r -t "$1" -u "$_nap_fd" || true
-}
+# dm-poll (tests/bench/dm-poll.c) times a background copy from the
+# message that starts it to the first status that shows it done, with an
+# ioctl every 10 ms: polling with dmsetup cost ~0.1 s of TCG CPU per call,
+# a fifth of the CPU the copy itself needed. scripts/bench builds it;
+# without it, it is compiled here.
+DM_POLL=${PEERSNAP_BENCH_DM_POLL:-}
+if [ ! -x "$DM_POLL" ]; then
+	DM_POLL=/tmp/private-bin/dm-poll
+	mkdir -p /tmp/private-bin
+	cc -O2 -o "$DM_POLL" "$PEERSNAP_TOP/tests/bench/dm-poll.c" ||
+		bail_out "cannot build tests/bench/dm-poll.c"
+else
+	DM_POLL=$(private_copy "$DM_POLL")
+fi
 
-# wait_hydrated SECONDS PROGRESS_FN: waits for a background copy to end,
-# false on timeout. PROGRESS_FN sets _done and _total (units copied) and
-# _finished (non-empty at the end) from one `dmsetup status`. Under TCG
-# with one vCPU each poll's dmsetup costs tens of ms of the very CPU the
-# copy runs on (polling every 50 ms took a third of it), so this predicts
-# the end from the rate so far and sleeps 80% of the predicted remainder:
-# a handful of polls, the last ones 50 ms apart.
-wait_hydrated() {
-	local deadline=$((EPOCHSECONDS + $1)) fn=$2 t0 now us nap_s
-	stamp t0
-	nap 0.2
-	while :; do
-		$fn
-		[ -z "$_finished" ] || return 0
-		[ "$EPOCHSECONDS" -lt "$deadline" ] || return 1
-		stamp now
-		us=200000
-		if [ "${_done:-0}" -gt 0 ] && [ "$_total" -gt "$_done" ]; then
-			us=$(((now - t0) * (_total - _done) / _done * 8 / 10))
-		fi
-		((us >= 50000)) || us=50000
-		((us <= 1000000)) || us=1000000
-		printf -v nap_s '%d.%06d' $((us / 1000000)) $((us % 1000000))
-		nap "$nap_s"
-	done
-}
-
-# ps_progress NAME: PROGRESS_FN of a peersnap device (present chunks; the
-# end is the hydration going idle).
-ps_progress() {
-	local words
-	read -r -a words <<<"$(dmsetup status "${1:-ps}")"
-	_done=${words[5]%/*}
-	_total=${words[5]#*/}
-	_finished=
-	[ "${words[12]}" != idle ] || _finished=1
-}
-
-# status_word NAME N: word N (0 = start) of `dmsetup status NAME`, with a
-# single fork (ps_field's awk would double the cost of every poll).
-status_word() {
-	local words
-	read -r -a words <<<"$(dmsetup status "$1")"
-	echo "${words[$2]}"
+# timed_copy VAR NAME MESSAGE WORD CONDITION: sends MESSAGE to device NAME
+# and waits until status parameter WORD meets CONDITION (see dm-poll.c);
+# the microseconds it took go to VAR.
+timed_copy() {
+	local _tc_us
+	_tc_us=$("$DM_POLL" -m "$3" -t 600 "$2" "$4" "$5") || return 1
+	printf -v "$1" '%s' "$_tc_us"
 }
 
 # zero_dev DEV [MIB]: zeroes the first MIB MiB of DEV (all of it without
