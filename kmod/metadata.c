@@ -287,11 +287,6 @@ bool ps_md_is_present(struct ps_metadata *md, u64 chunk)
 	return test_bit_le(chunk, md->present);
 }
 
-bool ps_md_is_dirty(struct ps_metadata *md, u64 chunk)
-{
-	return test_bit_le(chunk, md->dirty);
-}
-
 static u64 ps_md_mark(struct ps_metadata *md, unsigned long *bits,
 		      unsigned long *changed, u64 chunk, u32 count)
 {

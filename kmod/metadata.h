@@ -68,7 +68,6 @@ void ps_md_thaw(struct ps_metadata *md);
 bool ps_md_needs_commit(struct ps_metadata *md);
 
 bool ps_md_is_present(struct ps_metadata *md, u64 chunk);
-bool ps_md_is_dirty(struct ps_metadata *md, u64 chunk);
 void ps_md_set_present(struct ps_metadata *md, u64 chunk, u32 count);
 void ps_md_set_dirty(struct ps_metadata *md, u64 chunk);
 u64 ps_md_next_absent(struct ps_metadata *md, u64 from, u64 end);
