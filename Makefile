@@ -12,15 +12,24 @@ KVER ?= $(shell scripts/kver 2>/dev/null)
 KDIR ?= /lib/modules/$(KVER)/build
 export KVER KDIR
 
-.PHONY: all module agent unit deps check demo bench style vm-shell clean
+.PHONY: all module agent tools unit deps check demo bench style vm-shell clean
 
-all: module agent
+all: module agent tools
 
 module:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) W=1 modules
 
 agent:
 	$(MAKE) -C agent
+
+# Test tools the VM tests run (tests/tools/*.c), one program per file.
+TOOLS := $(patsubst tests/tools/%.c,build/tools/%,$(wildcard tests/tools/*.c))
+
+tools: $(TOOLS)
+
+build/tools/%: tests/tools/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@.tmp $< && mv $@.tmp $@
 
 unit:
 	$(MAKE) -C tests/unit
