@@ -224,6 +224,8 @@ int ps_md_load_bitmaps(struct ps_metadata *md)
 		WRITE_ONCE(md->mode, PS_MD_FAIL);
 		return r;
 	}
+	/* A resume retried once the device reads again leaves fail mode. */
+	WRITE_ONCE(md->mode, PS_MD_WRITE);
 	md->loaded = true;
 	return 0;
 }
