@@ -319,6 +319,13 @@ void ps_md_set_dirty(struct ps_metadata *md, u64 chunk)
 {
 	unsigned long flags;
 
+	/*
+	 * Bits are only ever set, each under the lock together with its
+	 * block's changed mark: one seen set needs nothing more. This keeps
+	 * the lock off the path of every write to an already dirty chunk.
+	 */
+	if (test_bit_le(chunk, md->dirty))
+		return;
 	spin_lock_irqsave(&md->lock, flags);
 	md->nr_dirty += ps_md_mark(md, md->dirty, md->dirty_changed, chunk, 1);
 	spin_unlock_irqrestore(&md->lock, flags);
@@ -365,16 +372,39 @@ void ps_md_copy_bits(struct ps_metadata *md, enum peersnap_bitmap_kind kind,
 	spin_unlock_irqrestore(&md->lock, flags);
 }
 
+static bool ps_md_changed(struct ps_metadata *md)
+{
+	lockdep_assert_held(&md->lock);
+	return !bitmap_empty(md->present_changed, md->bitmap_blocks) ||
+	       !bitmap_empty(md->dirty_changed, md->bitmap_blocks);
+}
+
 bool ps_md_needs_commit(struct ps_metadata *md)
 {
 	unsigned long flags;
 	bool changed;
 
 	spin_lock_irqsave(&md->lock, flags);
-	changed = !bitmap_empty(md->present_changed, md->bitmap_blocks) ||
-		  !bitmap_empty(md->dirty_changed, md->bitmap_blocks);
+	changed = ps_md_changed(md);
 	spin_unlock_irqrestore(&md->lock, flags);
 	return changed;
+}
+
+/*
+ * True if every bit set so far is on disk: writable, nothing changed since
+ * the last commit and no commit half done. A flush then needs only the
+ * cache device's own.
+ */
+bool ps_md_is_durable(struct ps_metadata *md)
+{
+	unsigned long flags;
+	bool durable;
+
+	spin_lock_irqsave(&md->lock, flags);
+	durable = md->loaded && md->mode == PS_MD_WRITE && !md->writing &&
+		  !ps_md_changed(md);
+	spin_unlock_irqrestore(&md->lock, flags);
+	return durable;
 }
 
 /* A bitmap block copied under the lock, to be written after the flush. */
@@ -429,6 +459,7 @@ static unsigned int ps_md_stage(struct ps_metadata *md, struct ps_md_staged *st,
 	unsigned int n;
 
 	spin_lock_irqsave(&md->lock, flags);
+	md->writing = true;
 	n = ps_md_stage_bitmap(md, md->present, md->present_changed, 1, st,
 			       room);
 	n += ps_md_stage_bitmap(md, md->dirty, md->dirty_changed,
@@ -447,6 +478,7 @@ static void ps_md_unstage(struct ps_metadata *md, struct ps_md_staged *st,
 	spin_lock_irqsave(&md->lock, flags);
 	for (i = 0; i < staged && failed; i++)
 		__set_bit(st[i].index, st[i].changed);
+	md->writing = false;
 	spin_unlock_irqrestore(&md->lock, flags);
 	for (i = 0; i < allocated; i++)
 		free_page((unsigned long)st[i].page);

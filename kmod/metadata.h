@@ -49,6 +49,7 @@ struct ps_metadata {
 	u64 nr_present;
 	u64 nr_dirty;
 	enum ps_md_mode mode;
+	bool writing; /* a commit's staged blocks are not yet on disk */
 
 	struct mutex commit_lock; /* one commit at a time; frozen */
 	bool frozen; /* suspended: commits are no-ops */
@@ -66,6 +67,7 @@ int ps_md_commit(struct ps_metadata *md);
 void ps_md_freeze(struct ps_metadata *md);
 void ps_md_thaw(struct ps_metadata *md);
 bool ps_md_needs_commit(struct ps_metadata *md);
+bool ps_md_is_durable(struct ps_metadata *md);
 
 bool ps_md_is_present(struct ps_metadata *md, u64 chunk);
 void ps_md_set_present(struct ps_metadata *md, u64 chunk, u32 count);

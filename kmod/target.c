@@ -230,6 +230,17 @@ static int ps_map_discard(struct ps_dev *dev, struct bio *bio)
 	return DM_MAPIO_REMAPPED;
 }
 
+/*
+ * An empty flush when every metadata bit is already on disk (an fsync
+ * after writes to chunks that were dirty already) needs no commit: the
+ * cache device's flush covers the data, so it goes straight there.
+ */
+static bool ps_flush_passes_down(struct ps_dev *dev, struct bio *bio)
+{
+	return (bio->bi_opf & REQ_PREFLUSH) && !bio_sectors(bio) &&
+	       ps_md_is_durable(&dev->md);
+}
+
 static int ps_map(struct dm_target *ti, struct bio *bio)
 {
 	struct ps_dev *dev = ti->private;
@@ -238,6 +249,10 @@ static int ps_map(struct dm_target *ti, struct bio *bio)
 	ps_ctx(bio)->local = NULL;
 	if (bio_op(bio) == REQ_OP_DISCARD)
 		return ps_map_discard(dev, bio);
+	if (ps_flush_passes_down(dev, bio)) {
+		ps_remap(dev, bio);
+		return DM_MAPIO_REMAPPED;
+	}
 	if (bio->bi_opf & (REQ_PREFLUSH | REQ_FUA)) {
 		ps_defer(dev, bio);
 		return DM_MAPIO_SUBMITTED;

@@ -63,15 +63,26 @@ fio_terse() {
 # read_field LINE NAME: a read-side field of a terse line: kib (KiB moved),
 # bw (KiB/s), iops, runtime (ms), clat_mean (us), p50, p99 (clat, us).
 read_field() {
-	awk -F';' -v f="$2" '{
-		if (f == "kib") print $6
-		else if (f == "bw") print $7
-		else if (f == "iops") print $8
-		else if (f == "runtime") print $9
-		else if (f == "clat_mean") printf "%.0f\n", $16
+	terse_field "$1" "$2" 0
+}
+
+# write_field LINE NAME: the same field of the write side.
+write_field() {
+	terse_field "$1" "$2" 41
+}
+
+# terse_field LINE NAME SHIFT: NAME's field, SHIFT fields after the read
+# side's (a terse v3 line has 41 fields per direction).
+terse_field() {
+	awk -F';' -v f="$2" -v o="$3" '{
+		if (f == "kib") print $(6 + o)
+		else if (f == "bw") print $(7 + o)
+		else if (f == "iops") print $(8 + o)
+		else if (f == "runtime") print $(9 + o)
+		else if (f == "clat_mean") printf "%.0f\n", $(16 + o)
 		else if (f == "p50" || f == "p99") {
 			want = (f == "p50" ? "50.000000%" : "99.000000%")
-			for (i = 18; i <= 37; i++) {
+			for (i = 18 + o; i <= 37 + o; i++) {
 				split($i, kv, "=")
 				if (kv[1] == want) { print kv[2]; exit }
 			}
@@ -150,18 +161,20 @@ check_image() {
 	blockdev --flushbufs "$1"
 }
 
-# cold_iolog FILE DEV COUNT CHUNK_BYTES TOTAL_CHUNKS: an fio replay log of
-# COUNT 4 KiB reads, each at the start of a different random chunk, so that
-# every read of a cold device is a miss.
+# cold_iolog FILE DEV COUNT CHUNK_BYTES TOTAL_CHUNKS [OP [OFFSET [FIRST]]]:
+# an fio replay log of COUNT 4 KiB OPs (read), each at OFFSET (0) into a
+# different random chunk of chunks FIRST (0) to FIRST + TOTAL_CHUNKS - 1,
+# so that every one on a cold device is a miss.
 cold_iolog() {
-	local file=$1 dev=$2 count=$3 chunk_bytes=$4 chunks=$5 c
+	local file=$1 dev=$2 count=$3 chunk_bytes=$4 chunks=$5 op=${6:-read}
+	local offset=${7:-0} first=${8:-0} c
 	[ "$count" -le "$chunks" ] || count=$chunks
 	{
 		echo "fio version 2 iolog"
 		echo "$dev add"
 		echo "$dev open"
-		for c in $(shuf -i 0-$((chunks - 1)) -n "$count"); do
-			echo "$dev read $((c * chunk_bytes)) 4096"
+		for c in $(shuf -i "$first-$((first + chunks - 1))" -n "$count"); do
+			echo "$dev $op $((c * chunk_bytes + offset)) 4096"
 		done
 		echo "$dev close"
 	} >"$file"
