@@ -2,7 +2,12 @@
 #
 #   make            build dm-peersnap.ko (W=1) and the userspace programs
 #   make deps       install every Debian package the project needs (idempotent)
-#   make check      unit tests (ASan+UBSan) and VM tests; summary line at the end
+#   make check      unit tests (ASan+UBSan), VM tests on Debian's kernel and again
+#                   on the debug kernel; summary line at the end
+#   make debug-kernel   the debug lane's kernel (KASAN, lockdep, kmemleak, UBSAN),
+#                   cached in /var/cache/peersnap: built once per machine
+#   make debug-modules  dm-peersnap.ko and the test-only broken module, built
+#                   against the debug kernel into build/debug/
 #   make demo       the lazy-read demo inside the VM
 #   make bench      fio benchmarks inside the VM (docs/benchmarks.md)
 #   make style      checkpatch --strict and clang-format on kmod/ and uapi/
@@ -12,7 +17,8 @@ KVER ?= $(shell scripts/kver 2>/dev/null)
 KDIR ?= /lib/modules/$(KVER)/build
 export KVER KDIR
 
-.PHONY: all module agent tools unit deps check demo bench style vm-shell clean
+.PHONY: all module agent tools unit deps check demo bench style vm-shell clean \
+	debug-kernel debug-modules
 
 all: module agent tools
 
@@ -36,6 +42,12 @@ unit:
 
 deps:
 	scripts/deps
+
+debug-kernel:
+	scripts/debug-kernel >/dev/null
+
+debug-modules:
+	scripts/debug-modules
 
 check: deps
 	$(MAKE) all

@@ -31,7 +31,7 @@ for round in 1 2; do
 	expect_success "unload (round $round)" rmmod dm_peersnap
 	expect_success "the target is gone" sh -c '! dmsetup targets | grep -q peersnap'
 	expect_success "the family is gone" sh -c '! genl ctrl get name peersnap 2>/dev/null'
-	expect_success "load again (round $round)" insmod "$PEERSNAP_TOP/dm-peersnap.ko"
+	expect_success "load again (round $round)" insmod "$PEERSNAP_KO"
 	expect_success "a device works after reloading" ps_create ps 8192 8 $ID
 	dmsetup remove ps
 done

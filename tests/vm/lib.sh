@@ -203,7 +203,9 @@ trap 'exit 143' TERM
 
 # ---- the module ------------------------------------------------------------
 
-PEERSNAP_KO=$PEERSNAP_TOP/dm-peersnap.ko
+# scripts/vm sets it to its copy of the module for the kernel it boots
+# (Debian's or the debug kernel's build).
+PEERSNAP_KO=${PEERSNAP_KO:-$PEERSNAP_TOP/dm-peersnap.ko}
 
 # load_module: dm-mod and whatever else dm-peersnap.ko depends on, then the
 # module itself; unloaded again at exit (see unload_module).
@@ -219,22 +221,11 @@ load_module() {
 	defer unload_module
 }
 
-# unload_module: rmmod dm_peersnap (fails if anything still holds it), then
-# a kmemleak scan where the kernel has kmemleak.
+# unload_module: rmmod dm_peersnap (fails if anything still holds it). On
+# the debug kernel, the VM scans for leaks after the test (scripts/vm-init).
 unload_module() {
 	[ -d /sys/module/dm_peersnap ] || return 0
-	rmmod dm_peersnap || return 1
-	kmemleak_scan
-}
-
-# kmemleak_scan: on a kmemleak kernel, report leaks now (scripts/vm fails
-# the run on the "suspected memory leaks" line). kmemleak ignores objects
-# younger than 5 s, hence the wait.
-kmemleak_scan() {
-	local k=/sys/kernel/debug/kmemleak
-	[ -w "$k" ] || return 0
-	sleep 5
-	echo scan >"$k"
+	rmmod dm_peersnap
 }
 
 # ---- block devices ---------------------------------------------------------

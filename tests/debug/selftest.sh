@@ -1,0 +1,50 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The debug lane's self-test: a green debug lane means something only if
+# the debug kernel's checkers catch real bugs and scripts/vm fails the run
+# for them. Each case boots the debug kernel and loads
+# build/debug/broken/peersnap_broken.ko (tests/debug/peersnap_broken.c)
+# with one bug (tests/debug/guest.sh):
+#
+#   uaf    a use-after-free           -> status 1, a KASAN report
+#   lock   a lock inversion           -> status 1, a lockdep report
+#   leak   a leak of kmalloc'ed nodes -> status 1, the kmemleak report
+#   none   no bug (the control)       -> status 0
+#
+# Run by scripts/check as debug/selftest (after debug/build); by hand:
+# make debug-modules && tests/debug/selftest.sh
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd -P)
+export PEERSNAP_TOP=$top
+# shellcheck source=tests/vm/lib.sh
+. "$top/tests/vm/lib.sh"
+
+mkdir -p "$top/build/vm-runs"
+work=$(mktemp -d "$top/build/vm-runs/debug-selftest-$(date +%Y%m%d-%H%M%S)-XXXX")
+
+# check_case BUG STATUS REGEX WHAT: boots with bug=BUG; the run must end
+# with STATUS and (for a bug) scripts/vm must print a line matching REGEX.
+check_case() {
+	local bug=$1 want=$2 re=$3 what=$4 output status
+	output=$(KERNEL=debug VM_RUN_DIR=$work/$bug "$top/scripts/vm" run \
+		"$top/tests/debug/guest.sh" "$bug" 2>&1)
+	status=$?
+	if [ "$status" = "$want" ] && { [ -z "$re" ] || grep -E -q -- "$re" <<<"$output"; }; then
+		ok "$what"
+		return
+	fi
+	diag "scripts/vm said (status $status, wanted $want${re:+ and a line matching $re}):"
+	diag "$output"
+	not_ok "$what"
+}
+
+ktap_plan 4
+check_case uaf 1 '^# vm: .*BUG: KASAN: (slab-)?use-after-free' \
+	"a use-after-free is caught by KASAN and fails the run"
+check_case lock 1 '^# vm: .*WARNING: possible circular locking dependency' \
+	"a lock inversion is caught by lockdep and fails the run"
+check_case leak 1 '^# vm: .*broken_leak.*\[peersnap_broken\]' \
+	"a leak is caught by kmemleak and fails the run"
+check_case none 0 '' "the same module without a bug passes"
+ktap_finish
