@@ -20,8 +20,7 @@ export PEERSNAP_TOP=$top
 # shellcheck source=tests/vm/lib.sh
 . "$top/tests/vm/lib.sh"
 
-mkdir -p "$top/build/vm-runs"
-work=$(mktemp -d "$top/build/vm-runs/debug-selftest-$(date +%Y%m%d-%H%M%S)-XXXX")
+work=$(host_run_dir debug-selftest) || bail_out "cannot make a run directory"
 
 # check_case BUG STATUS REGEX WHAT: boots with bug=BUG; the run must end
 # with STATUS and (for a bug) scripts/vm must print a line matching REGEX.

@@ -19,8 +19,7 @@ export PEERSNAP_TOP=$top
 . "$top/tests/vm/lib.sh"
 
 selftest=$top/tests/vm/00-harness-selftest.sh
-mkdir -p "$top/build/vm-runs"
-work=$(mktemp -d "$top/build/vm-runs/harness-$(date +%Y%m%d-%H%M%S)-XXXX")
+work=$(host_run_dir harness) || bail_out "cannot make a run directory"
 
 # vm_run NAME ARGS...: scripts/vm run the fixture into $work/NAME; sets
 # $status and $output.

@@ -26,8 +26,7 @@ export PEERSNAP_TOP=$top
 CUTS="2 5 10"				# seconds into each round's workload
 SIZE=$((64 << 20))
 
-mkdir -p "$top/build/vm-runs"
-work=$(mktemp -d "$top/build/vm-runs/powercut-$(date +%Y%m%d-%H%M%S)-XXXX")
+work=$(host_run_dir powercut) || bail_out "cannot make a run directory"
 truncate -s 16M "$work/md.img"
 truncate -s $SIZE "$work/cache.img"
 head -c $SIZE /dev/urandom >"$work/image"

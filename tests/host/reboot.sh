@@ -15,8 +15,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd -P)
 export PEERSNAP_TOP=$top
 . "$top/tests/vm/lib.sh"
 
-mkdir -p "$top/build/vm-runs"
-work=$(mktemp -d "$top/build/vm-runs/reboot-$(date +%Y%m%d-%H%M%S)-XXXX")
+work=$(host_run_dir reboot) || bail_out "cannot make a run directory"
 truncate -s 16M "$work/md.img" "$work/cache.img"
 head -c $((16 << 20)) /dev/urandom >"$work/image"
 

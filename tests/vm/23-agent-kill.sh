@@ -27,12 +27,8 @@ FIO_TIMEOUT=300
 fio_pid=
 
 cleanup() {
-	[ -n "$agent_pid" ] && kill -CONT "$agent_pid" 2>/dev/null
 	stop_agent
-	if [ -n "$fio_pid" ]; then
-		kill "$fio_pid" 2>/dev/null
-		wait "$fio_pid" 2>/dev/null
-	fi
+	stop_job "$fio_pid"
 	dmsetup remove_all >/dev/null 2>&1
 	true
 }
@@ -52,10 +48,6 @@ fio_job() {
 		--group_reporting --output-format=terse "${@:2}"
 }
 
-held_at_least() {
-	[ "$(ps_field ps inflight)" -ge "$1" ]
-}
-
 truncate -s $SIZE $IMG
 fio_job $IMG --ioengine=psync --do_verify=0 >/dev/null ||
 	bail_out "fio could not write the image"
@@ -67,7 +59,7 @@ fio_job /dev/mapper/ps --verify_only --ioengine=libaio \
 	--direct=1 --iodepth=$QD >/tmp/fio.out 2>&1 &
 fio_pid=$!
 
-if wait_for "$HELD_MIN reads held" held_at_least $HELD_MIN; then
+if wait_for "$HELD_MIN reads held" held_at_least ps $HELD_MIN; then
 	ok "$(ps_field ps inflight) reads held by a stopped agent"
 else
 	not_ok "$HELD_MIN reads held by a stopped agent (got $(ps_field ps inflight))"

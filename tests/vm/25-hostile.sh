@@ -28,10 +28,7 @@ reader=
 
 cleanup() {
 	stop_agent
-	if [ -n "$reader" ]; then
-		kill "$reader" 2>/dev/null
-		wait "$reader" 2>/dev/null
-	fi
+	stop_job "$reader"
 	dmsetup remove_all >/dev/null 2>&1
 	true
 }

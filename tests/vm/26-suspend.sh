@@ -35,12 +35,8 @@ start_readers() {
 			iflag=direct status=none 2>/dev/null
 		 echo $? >/tmp/s.$i.new && mv /tmp/s.$i.new /tmp/s.$i) &
 	done
-	wait_for "reads held" held_at_least $NREADS ||
+	wait_for "reads held" held_at_least ps $NREADS ||
 		diag "status: $(dmsetup status ps)"
-}
-
-held_at_least() {
-	[ "$(ps_field ps inflight)" -ge "$1" ]
 }
 
 all_done() {
@@ -73,7 +69,7 @@ start_readers 0
 expect_success "suspend --noflush with $NREADS reads held returns" \
 	timeout 30 dmsetup suspend --noflush ps
 expect_success "resume returns" timeout 30 dmsetup resume ps
-wait_for "reads held again" held_at_least $NREADS
+wait_for "reads held again" held_at_least ps $NREADS
 start_agent "$ID=$IMG"
 wait_for "readers done" all_done
 assert_eq $NREADS "$(count_status 0)" "noflush: every held read succeeded"

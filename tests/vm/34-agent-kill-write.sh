@@ -22,18 +22,10 @@ BLOCKMATCH=$(private_copy "$PEERSNAP_TOP/build/tools/blockmatch")
 fio_pid=
 
 cleanup() {
-	[ -n "$agent_pid" ] && kill -CONT "$agent_pid" 2>/dev/null
 	stop_agent
-	if [ -n "$fio_pid" ]; then
-		kill "$fio_pid" 2>/dev/null
-		wait "$fio_pid" 2>/dev/null
-	fi
+	stop_job "$fio_pid"
 	dmsetup remove_all >/dev/null 2>&1
 	true
-}
-
-held_at_least() {
-	[ "$(ps_field ps inflight)" -ge "$1" ]
 }
 
 require_cmd fio
@@ -52,7 +44,7 @@ timeout 300 fio --name=w --filename=/dev/mapper/ps --offset=8k --size=$SIZE \
 	--output-format=terse >/tmp/fio.out 2>&1 &
 fio_pid=$!
 
-if wait_for "$HELD_MIN writes held" held_at_least $HELD_MIN; then
+if wait_for "$HELD_MIN writes held" held_at_least ps $HELD_MIN; then
 	ok "$(ps_field ps inflight) fetches held for partial writes by a stopped agent"
 else
 	not_ok "$HELD_MIN fetches held by a stopped agent (got $(ps_field ps inflight))"

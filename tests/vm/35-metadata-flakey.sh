@@ -60,9 +60,7 @@ load() {
 }
 
 stop_load() {
-	[ -n "$load_pid" ] || return 0
-	kill "$load_pid" 2>/dev/null
-	wait "$load_pid" 2>/dev/null
+	stop_job "$load_pid"
 	load_pid=
 }
 

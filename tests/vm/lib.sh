@@ -171,6 +171,13 @@ require_cmd() {
 	done
 }
 
+# host_run_dir NAME: a new directory build/vm-runs/NAME-<time>-XXXX for a
+# host-side test that drives VMs (its disks, and one run directory per boot).
+host_run_dir() {
+	mkdir -p "$PEERSNAP_TOP/build/vm-runs" &&
+		mktemp -d "$PEERSNAP_TOP/build/vm-runs/$1-$(date +%Y%m%d-%H%M%S)-XXXX"
+}
+
 # ---- cleanup ---------------------------------------------------------------
 
 # defer CMD ARGS...: run CMD at exit (newest first).

@@ -2,7 +2,9 @@
 #
 #   make_image FILE BYTES       random data
 #   start_agent ID=FILE...      peersnapd in the background, origin images
-#   stop_agent [SIGNAL]
+#   stop_agent [SIGNAL]         (a stopped agent is continued first)
+#   stop_job PID                kill + reap a background job (no PID: nothing)
+#   held_at_least NAME N        NAME holds at least N fetches in flight
 #   ps_create NAME LEN CHUNK ID [FEATURES...]   on /dev/ram0 (md) + /dev/ram1
 #   ps_field NAME FIELD         one field of `dmsetup status` by name
 #   chunks_present NAME         the <present> of <present>/<total>
@@ -69,8 +71,20 @@ agent_registered_after() {
 stop_agent() {
 	[ -n "$agent_pid" ] || return 0
 	kill "-${1:-TERM}" "$agent_pid" 2>/dev/null
+	# A SIGSTOPped agent would hold a TERM pending for ever.
+	kill -CONT "$agent_pid" 2>/dev/null
 	wait "$agent_pid" 2>/dev/null
 	agent_pid=
+}
+
+stop_job() {
+	[ -n "$1" ] || return 0
+	kill "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
+held_at_least() {
+	[ "$(ps_field "$1" inflight)" -ge "$2" ]
 }
 
 # Polls CMD (up to 30 s) until it succeeds.
