@@ -19,6 +19,8 @@ enum section {
 	SECTION_NONE,
 	SECTION_AGENT,
 	SECTION_ORIGIN,
+	SECTION_TRUST,
+	SECTION_PEER,
 };
 
 /* Parser state for one buffer; why is the reason for the current error. */
@@ -78,6 +80,8 @@ void psd_config_free(struct psd_config *cfg)
 	for (i = 0; i < cfg->n_origins; i++)
 		free(cfg->origins[i].path);
 	free(cfg->origins);
+	free(cfg->publishers);
+	free(cfg->peers);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -114,6 +118,34 @@ int psd_config_set_origin(struct psd_config *cfg,
 		return -ENOMEM;
 	memcpy(v[cfg->n_origins].id, id, PEERSNAP_SNAPSHOT_ID_LEN);
 	cfg->n_origins++;
+	return 0;
+}
+
+static bool has_publisher(const struct psd_config *cfg,
+			  const uint8_t key[PSD_CONFIG_KEY_LEN])
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_publishers; i++)
+		if (!memcmp(cfg->publishers[i], key, PSD_CONFIG_KEY_LEN))
+			return true;
+	return false;
+}
+
+int psd_config_add_publisher(struct psd_config *cfg,
+			     const uint8_t key[PSD_CONFIG_KEY_LEN])
+{
+	uint8_t (*v)[PSD_CONFIG_KEY_LEN];
+
+	if (has_publisher(cfg, key))
+		return 0;
+	if (cfg->n_publishers >= PSD_CONFIG_MAX_PUBLISHERS)
+		return -E2BIG;
+	v = realloc(cfg->publishers, (cfg->n_publishers + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memcpy(v[cfg->n_publishers++], key, PSD_CONFIG_KEY_LEN);
+	cfg->publishers = v;
 	return 0;
 }
 
@@ -284,6 +316,241 @@ static int origin_key(struct parser *p, const char *key, const char *value)
 	return psd_config_set_origin(&p->cfg, id, value);
 }
 
+static int trust_key(struct parser *p, const char *key, const char *value)
+{
+	uint8_t pk[PSD_CONFIG_KEY_LEN];
+
+	if (strcmp(key, "publisher")) {
+		p->why = "unknown key in [trust] (expected 'publisher')";
+		return -EINVAL;
+	}
+	/* Public keys are written like snapshot ids: 64 hex digits. */
+	if (psd_hex_id_parse(value, strlen(value), pk) < 0) {
+		p->why = "publisher must be a 64-hex-digit public key";
+		return -EINVAL;
+	}
+	if (has_publisher(&p->cfg, pk)) {
+		p->why = "duplicate publisher";
+		return -EINVAL;
+	}
+	if (p->cfg.n_publishers >= PSD_CONFIG_MAX_PUBLISHERS) {
+		p->why = "too many publishers";
+		return -EINVAL;
+	}
+	return psd_config_add_publisher(&p->cfg, pk);
+}
+
+/* ---- [peer] and --peer: a peer's endpoint and key (no resolving) ---- */
+
+/* Letters, digits and '-' in labels of 1..63, dots between: RFC 1123. */
+static bool dns_name_valid(const char *s, size_t len)
+{
+	size_t label = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)c) && !(c == '-' && label > 0))
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return len > 0;
+}
+
+static bool digits_and_dots(const char *s)
+{
+	return strspn(s, "0123456789.") == strlen(s);
+}
+
+/* Checks host (NUL-terminated) as an IPv4 literal or a DNS name. */
+static int check_plain_host(const char *host, const char **why)
+{
+	struct in_addr a4;
+
+	if (digits_and_dots(host)) {
+		if (inet_pton(AF_INET, host, &a4) != 1) {
+			*why = "bad IPv4 address";
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (!dns_name_valid(host, strlen(host))) {
+		*why = "bad host name";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Splits "[V6]:PORT" or "HOST:PORT"; host copied to ret->host. */
+static int split_endpoint(const char *s, size_t len, struct psd_peer_spec *ret,
+			  const char **ret_port, const char **why)
+{
+	const char *host = s, *colon, *close;
+	size_t host_len;
+
+	if (len && s[0] == '[') {
+		close = memchr(s, ']', len);
+		if (!close || close + 1 == s + len || close[1] != ':') {
+			*why = "expected [IPV6]:PORT";
+			return -EINVAL;
+		}
+		host = s + 1;
+		colon = close + 1;
+		host_len = (size_t)(close - host);
+	} else {
+		colon = memrchr(s, ':', len);
+		if (!colon) {
+			*why = "expected HOST:PORT";
+			return -EINVAL;
+		}
+		host_len = (size_t)(colon - s);
+		if (memchr(s, ':', host_len)) {
+			*why = "an IPv6 address needs brackets: [ADDRESS]:PORT";
+			return -EINVAL;
+		}
+	}
+	if (host_len == 0 || host_len > PSD_PEER_HOST_MAX ||
+	    memchr(host, '\0', host_len)) {
+		*why = "bad host";
+		return -EINVAL;
+	}
+	memcpy(ret->host, host, host_len);
+	ret->host[host_len] = '\0';
+	*ret_port = colon + 1;
+	return 0;
+}
+
+int psd_peer_endpoint_parse(const char *s, size_t len,
+			    struct psd_peer_spec *ret, const char **why)
+{
+	struct psd_peer_spec spec;
+	char port[8];
+	const char *port_start;
+	struct in6_addr a6;
+	unsigned long v;
+	size_t port_len;
+	int r;
+
+	memset(&spec, 0, sizeof(spec));
+	r = split_endpoint(s, len, &spec, &port_start, why);
+	if (r < 0)
+		return r;
+	if (s[0] == '[') {
+		if (inet_pton(AF_INET6, spec.host, &a6) != 1) {
+			*why = "bad IPv6 address";
+			return -EINVAL;
+		}
+	} else if (check_plain_host(spec.host, why) < 0) {
+		return -EINVAL;
+	}
+	port_len = (size_t)(s + len - port_start);
+	if (port_len == 0 || port_len >= sizeof(port)) {
+		*why = "port must be 1..65535";
+		return -EINVAL;
+	}
+	memcpy(port, port_start, port_len);
+	port[port_len] = '\0';
+	if (parse_uint(port, 1, 65535, &v) < 0) {
+		*why = "port must be 1..65535";
+		return -EINVAL;
+	}
+	spec.port = (uint16_t)v;
+	memcpy(ret->host, spec.host, sizeof(spec.host));
+	ret->port = spec.port;
+	return 0;
+}
+
+int psd_peer_arg_parse(const char *arg, struct psd_peer_spec *ret,
+		       const char **why)
+{
+	const char *eq = strrchr(arg, '=');
+	struct psd_peer_spec spec;
+
+	memset(&spec, 0, sizeof(spec));
+	if (!eq) {
+		*why = "expected HOST:PORT=PUBKEY";
+		return -EINVAL;
+	}
+	if (psd_peer_endpoint_parse(arg, (size_t)(eq - arg), &spec, why) < 0)
+		return -EINVAL;
+	if (psd_hex_id_parse(eq + 1, strlen(eq + 1), spec.key) < 0) {
+		*why = "peer key must be 64 hex digits";
+		return -EINVAL;
+	}
+	*ret = spec;
+	return 0;
+}
+
+static struct psd_peer_spec *find_peer(const struct psd_config *cfg,
+				       const uint8_t key[PSD_CONFIG_KEY_LEN])
+{
+	for (size_t i = 0; i < cfg->n_peers; i++)
+		if (!memcmp(cfg->peers[i].key, key, PSD_CONFIG_KEY_LEN))
+			return &cfg->peers[i];
+	return NULL;
+}
+
+int psd_config_set_peer(struct psd_config *cfg,
+			const struct psd_peer_spec *spec)
+{
+	struct psd_peer_spec *v = find_peer(cfg, spec->key);
+
+	if (v) {
+		*v = *spec;
+		return 0;
+	}
+	if (cfg->n_peers >= PSD_CONFIG_MAX_PEERS)
+		return -E2BIG;
+	v = realloc(cfg->peers, (cfg->n_peers + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v[cfg->n_peers++] = *spec;
+	cfg->peers = v;
+	return 0;
+}
+
+/* peer = HOST:PORT KEY */
+static int peer_key(struct parser *p, const char *key, const char *value)
+{
+	struct psd_peer_spec spec;
+	const char *sp, *hex;
+
+	memset(&spec, 0, sizeof(spec));
+	if (strcmp(key, "peer")) {
+		p->why = "unknown key in [peer] (expected 'peer')";
+		return -EINVAL;
+	}
+	sp = strpbrk(value, " \t");
+	if (!sp) {
+		p->why = "expected 'peer = HOST:PORT PUBKEY'";
+		return -EINVAL;
+	}
+	if (psd_peer_endpoint_parse(value, (size_t)(sp - value), &spec,
+				    &p->why) < 0)
+		return -EINVAL;
+	hex = sp + strspn(sp, " \t");
+	if (psd_hex_id_parse(hex, strlen(hex), spec.key) < 0) {
+		p->why = "peer key must be 64 hex digits";
+		return -EINVAL;
+	}
+	if (find_peer(&p->cfg, spec.key)) {
+		p->why = "duplicate peer";
+		return -EINVAL;
+	}
+	if (p->cfg.n_peers >= PSD_CONFIG_MAX_PEERS) {
+		p->why = "too many peers";
+		return -EINVAL;
+	}
+	return psd_config_set_peer(&p->cfg, &spec);
+}
+
 static char *trim(char *s)
 {
 	char *end;
@@ -310,6 +577,10 @@ static int section_line(struct parser *p, char *line)
 		p->section = SECTION_AGENT;
 	} else if (!strcmp(line, "origin")) {
 		p->section = SECTION_ORIGIN;
+	} else if (!strcmp(line, "trust")) {
+		p->section = SECTION_TRUST;
+	} else if (!strcmp(line, "peer")) {
+		p->section = SECTION_PEER;
 	} else {
 		p->why = "unknown section";
 		return -EINVAL;
@@ -341,6 +612,10 @@ static int key_line(struct parser *p, char *line)
 		return agent_key(p, key, value);
 	case SECTION_ORIGIN:
 		return origin_key(p, key, value);
+	case SECTION_TRUST:
+		return trust_key(p, key, value);
+	case SECTION_PEER:
+		return peer_key(p, key, value);
 	default:
 		p->why = "key outside a section";
 		return -EINVAL;

@@ -2,11 +2,28 @@
 /*
  * Fetch engine: turns FETCH requests into cache-device data.
  *
- * One request: read its byte range from the origin image into an aligned
- * buffer (zeros past the image's end), write the buffer to the cache
- * device at chunk * chunk_sectors * 512 (O_DIRECT | O_DSYNC, so the data
- * is durable when the write completes), then answer FETCH_DONE status 0.
- * Any failure answers -errno (-ENOENT: no origin for that snapshot).
+ * A snapshot whose manifest is in the store (store.h) is fetched chunk by
+ * chunk, each chunk from the first source that works, in this order:
+ *   - a zero hash: zeros, never read from anywhere;
+ *   - in place: the target cache device itself, when the store says it
+ *     held a snapshot with the same hash at that chunk: read and verified,
+ *     and then not written (it is already there);
+ *   - a verified local copy of that hash (store.h's copies: origin
+ *     images, then recorded cache devices), and the --origin image of the
+ *     snapshot, if one is configured.
+ * Every chunk read is verified against its hash (psd_chunkhash_verify())
+ * before it is written to the cache device and before FETCH_DONE; a source
+ * whose data does not match is counted and the next one tried; a chunk
+ * with no source left fails the request with -EIO. Neighbouring chunks of
+ * one source are read with one SQE.
+ *
+ * A snapshot without a manifest keeps the first backend: read its byte
+ * range from the --origin image into an aligned buffer (zeros past the
+ * image's end), unverified (the image is trusted local configuration).
+ * Either way the buffer is written to the cache device at chunk *
+ * chunk_sectors * 512 (O_DIRECT | O_DSYNC, so the data is durable when the
+ * write completes), then FETCH_DONE status 0 is sent. Any failure answers
+ * -errno (-ENOENT: neither a manifest nor an origin for that snapshot).
  *
  * Scheduling: at most max_inflight requests run at once and their buffers
  * fit in max_buffer_bytes; the others wait in one FIFO per priority
@@ -26,6 +43,7 @@
 #include "loop.h"
 #include "origin.h"
 #include "proto.h"
+#include "store.h"
 
 struct psd_fetch_limits {
 	unsigned int max_inflight;
@@ -51,6 +69,18 @@ struct psd_fetch_stats {
 	uint64_t ignored;	/* arrived while draining */
 	uint64_t succeeded;
 	uint64_t failed;
+	uint64_t legacy;	/* FETCHes served by --origin, no manifest */
+	/* Chunks of manifest-backed FETCHes and reads, by source. */
+	uint64_t chunks_zero;		/* zero hash: nothing read */
+	uint64_t chunks_in_place;	/* verified on the target, not written */
+	uint64_t chunks_origin;		/* copied from an origin image */
+	uint64_t chunks_cache;		/* copied from another cache place */
+	uint64_t hash_mismatch;		/* a copy source held other data */
+	uint64_t in_place_stale;	/* the target held other data */
+	uint64_t source_errors;		/* a source failed to open or read */
+	uint64_t no_source;		/* a chunk no source could serve */
+	uint64_t reads;			/* psd_fetch_read() completions */
+	uint64_t reads_failed;
 };
 
 /* Where one request's bytes come from and go to. */
@@ -69,30 +99,61 @@ int psd_fetch_plan(const struct psd_fetch_msg *m, uint64_t image_size,
 
 struct psd_fetch;
 
+/* store may be NULL (every snapshot takes the --origin path). */
 int psd_fetch_init(struct psd_fetch **ret, struct psd_loop *loop,
 		   struct psd_origins *origins, struct psd_cache *cache,
+		   struct psd_store *store,
 		   const struct psd_fetch_limits *limits,
 		   const struct psd_fetch_ops *ops, void *ctx);
-/* Frees everything; in-flight I/O must be quiesced first (loop.h). */
+/* Frees everything; in-flight I/O must be quiesced first (loop.h).
+ * Reads still queued or in flight are dropped without their cb. */
 void psd_fetch_uninit(struct psd_fetch *f);
 
 void psd_fetch_submit(struct psd_fetch *f, const struct psd_fetch_msg *m);
+
+/*
+ * Reading for `pull`: the verified data of chunks [first, first + count)
+ * of snapshot id (a manifest in the store), into buf, without writing any
+ * cache device. Same sources as a FETCH but in place; the last chunk is
+ * zero-padded to the chunk size. Queued behind the kernel's FETCHes and
+ * within the same limits.
+ *
+ * Returns 0 and *ret_id (for psd_fetch_read_cancel()), then calls cb
+ * exactly once, never before psd_fetch_read() returns, with 0 (buf
+ * filled), -EIO (a chunk had no source whose data matched its hash),
+ * -ECANCELED (shutdown: psd_fetch_drain()) or another -errno. buf is
+ * written only right before cb with status 0.
+ * Errors at once: -ENOENT (no such manifest), -ERANGE (count 0, or past
+ * the snapshot's last chunk), -E2BIG (more than PSD_FETCH_MAX_BYTES),
+ * -ENOBUFS (len < count * chunk size), -EBUSY (max_queued waiting),
+ * -ESHUTDOWN (draining), -ENOMEM.
+ */
+typedef void (*psd_fetch_read_fn)(void *ctx, int status);
+
+int psd_fetch_read(struct psd_fetch *f, const uint8_t id[PSD_HASH_LEN],
+		   uint64_t first, uint32_t count, void *buf, size_t len,
+		   psd_fetch_read_fn cb, void *ctx, uint64_t *ret_id);
+
+/* Forgets a read: cb is not called and buf not written. An unknown or
+ * finished id is ignored. */
+void psd_fetch_read_cancel(struct psd_fetch *f, uint64_t id);
 
 /* Calls ops->queue_empty once the queue is (or now is) empty. */
 void psd_fetch_notify_when_empty(struct psd_fetch *f);
 
 /*
  * Shutdown, phase one: accept nothing more, forget the queue (the kernel
- * resends it to the next agent), let in-flight requests finish and answer;
- * ops->drained follows when none is left.
+ * resends it to the next agent; queued reads get -ECANCELED), let
+ * in-flight requests finish and answer; ops->drained follows when none is
+ * left.
  */
 void psd_fetch_drain(struct psd_fetch *f);
 
 /*
- * The kernel module went away: forget every request, queued or in flight,
+ * The kernel module went away: forget every FETCH, queued or in flight,
  * without answering (their ids may recur in the next module instance, so
  * they must not suppress new requests as duplicates). In-flight I/O still
- * completes, silently.
+ * completes, silently. Reads (psd_fetch_read()) go on.
  */
 void psd_fetch_forget(struct psd_fetch *f);
 

@@ -126,6 +126,11 @@ void psd_loop_tag(struct io_uring_sqe *sqe, struct psd_ud ud)
 	io_uring_sqe_set_data64(sqe, psd_ud_encode(ud));
 }
 
+struct io_uring *psd_loop_ring(struct psd_loop *loop)
+{
+	return &loop->ring;
+}
+
 unsigned int psd_loop_outstanding(const struct psd_loop *loop)
 {
 	return loop->outstanding;

@@ -25,9 +25,14 @@ enum psd_op {
 	PSD_OP_SIGNAL,		/* read from the signalfd */
 	PSD_OP_TIMER,		/* shutdown deadline */
 	PSD_OP_NETLINK,		/* multishot poll on the netlink socket */
-	PSD_OP_ORIGIN_READ,	/* fetch: read from the origin image */
+	PSD_OP_ORIGIN_READ,	/* fetch: read from a source (image, device) */
 	PSD_OP_CACHE_WRITE,	/* fetch: write to the cache device */
+	PSD_OP_FETCH_KICK,	/* fetch: start reads queued by psd_fetch_read */
 	PSD_OP_CANCEL,		/* shutdown: cancel everything */
+	PSD_OP_CONTROL_ACCEPT,	/* control socket: accept, retry timer */
+	PSD_OP_CONTROL_IO,	/* control socket: a client's recv or send */
+	PSD_OP_UDP_RECV,	/* udp: (multishot) recvmsg */
+	PSD_OP_UDP_SEND,	/* udp: a batch slot's sendmsg */
 	__PSD_OP_MAX
 };
 
@@ -94,6 +99,9 @@ void psd_loop_stop(struct psd_loop *loop);
  * I/O points into may be freed only after this returns true.
  */
 bool psd_loop_quiesce(struct psd_loop *loop, unsigned int timeout_ms);
+
+/* The ring itself, for registrations (buffer rings: udp.c). */
+struct io_uring *psd_loop_ring(struct psd_loop *loop);
 
 /* Ops submitted whose final CQE has not been reaped. */
 unsigned int psd_loop_outstanding(const struct psd_loop *loop);

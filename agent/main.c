@@ -27,12 +27,16 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "chunkhash.h"
 #include "config.h"
+#include "control.h"
 #include "fetch.h"
 #include "genl.h"
+#include "identity.h"
 #include "log.h"
 #include "loop.h"
 #include "origin.h"
+#include "store.h"
 
 #define PEERSNAPD_VERSION	"0.1.0"
 #define DRAIN_TIMEOUT_MS	5000
@@ -47,8 +51,10 @@ struct agent {
 	struct psd_loop *loop;
 	struct psd_origins *origins;
 	struct psd_cache *cache;
+	struct psd_store *store;
 	struct psd_fetch *fetch;
 	struct psd_genl *genl;
+	struct psd_control *control;
 	int sigfd;
 	struct signalfd_siginfo siginfo;
 	struct __kernel_timespec drain_ts;
@@ -72,6 +78,8 @@ static void usage(FILE *out)
 "                           a missing default file means all defaults)\n"
 "  -o, --origin ID=FILE     serve snapshot ID (64 hex digits) from the image\n"
 "                           FILE; repeatable; overrides [origin] in the file\n"
+"  -p, --peer HOST:PORT=KEY a peer (IPv4, [IPv6] or a name; KEY its 64-hex\n"
+"                           identity); repeatable; adds to [peer] in the file\n"
 "  -s, --state-dir DIR      state directory (default %s)\n"
 "  -n, --max-inflight N     concurrent fetches, 1..%d (default %d)\n"
 "  -f, --foreground         do not daemonize; log to stderr\n"
@@ -93,6 +101,8 @@ struct cli {
 	long max_inflight;	/* 0: not given */
 	const char **origins;
 	size_t n_origins;
+	struct psd_peer_spec *peers;
+	size_t n_peers;
 	bool foreground, verbose;
 };
 
@@ -121,12 +131,36 @@ static int cli_add_origin(struct cli *cli, const char *arg)
 	return 0;
 }
 
+/* --peer HOST:PORT=KEY, checked at once: a bad one is a usage error. */
+static int cli_add_peer(struct cli *cli, const char *arg)
+{
+	struct psd_peer_spec *v;
+	const char *why = "";
+
+	if (cli->n_peers >= PSD_CONFIG_MAX_PEERS) {
+		psd_err("--peer '%s': more than %d peers", arg,
+			PSD_CONFIG_MAX_PEERS);
+		return EXIT_USAGE;
+	}
+	v = realloc(cli->peers, (cli->n_peers + 1) * sizeof(*v));
+	if (!v)
+		return 1;
+	cli->peers = v;
+	if (psd_peer_arg_parse(arg, &v[cli->n_peers], &why) < 0) {
+		psd_err("--peer '%s': %s", arg, why);
+		return EXIT_USAGE;
+	}
+	cli->n_peers++;
+	return -1;
+}
+
 /* Returns -1 to continue, else the exit status. */
 static int parse_args(int argc, char **argv, struct cli *cli)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "origin", required_argument, NULL, 'o' },
+		{ "peer", required_argument, NULL, 'p' },
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "max-inflight", required_argument, NULL, 'n' },
 		{ "foreground", no_argument, NULL, 'f' },
@@ -135,9 +169,9 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
 	};
-	int c;
+	int c, r;
 
-	while ((c = getopt_long(argc, argv, "c:o:s:n:fvhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:o:p:s:n:fvhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			cli->config = optarg;
@@ -145,6 +179,11 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 		case 'o':
 			if (cli_add_origin(cli, optarg) < 0)
 				return 1;
+			break;
+		case 'p':
+			r = cli_add_peer(cli, optarg);
+			if (r >= 0)
+				return r;
 			break;
 		case 's':
 			cli->state_dir = optarg;
@@ -252,6 +291,14 @@ static int apply_cli(const struct cli *cli, struct psd_config *cfg)
 		cfg->max_inflight = (unsigned int)cli->max_inflight;
 	for (i = 0; i < cli->n_origins; i++) {
 		r = apply_origin(cfg, cli->origins[i]);
+		if (r < 0)
+			return r;
+	}
+	for (i = 0; i < cli->n_peers; i++) {
+		r = psd_config_set_peer(cfg, &cli->peers[i]);
+		if (r == -E2BIG)
+			psd_err("more than %d peers with the file's",
+				PSD_CONFIG_MAX_PEERS);
 		if (r < 0)
 			return r;
 	}
@@ -516,6 +563,70 @@ static int genl_start(struct agent *a)
 	return r;
 }
 
+/* ---- the store and trust ----------------------------------------------- */
+
+_Static_assert(PSD_CONFIG_KEY_LEN == PSD_PUBKEY_LEN,
+	       "[trust] keys are Ed25519 public keys");
+
+/* Our own identity's key is trusted like a [trust] publisher's. The
+ * daemon never creates an identity: `peersnap keygen` does. */
+static int trust_own_identity(struct psd_config *cfg)
+{
+	struct psd_identity id;
+	char *path = psd_config_identity_path(cfg), err[512];
+	int r;
+
+	if (!path)
+		return -ENOMEM;
+	r = psd_identity_load(path, &id, err, sizeof(err));
+	if (r == -ENOENT) {
+		psd_dbg("no identity at %s: trusting [trust] publishers only",
+			path);
+		r = 0;
+	} else if (r < 0) {
+		psd_warn("identity not trusted: %s", err);
+		r = 0;
+	} else {
+		r = psd_config_add_publisher(cfg, id.pk);
+	}
+	psd_identity_wipe(&id);
+	free(path);
+	return r;
+}
+
+static int store_start(struct agent *a)
+{
+	struct psd_trust trust;
+	char err[PATH_MAX + 128];
+	int r;
+
+	r = psd_chunkhash_init();
+	if (r < 0) {
+		psd_err("libsodium: cannot initialise");
+		return r;
+	}
+	if (mkdir(a->cfg.state_dir, 0700) < 0 && errno != EEXIST) {
+		r = -errno;
+		psd_err("state dir %s: %s", a->cfg.state_dir, strerror(errno));
+		return r;
+	}
+	r = trust_own_identity(&a->cfg);
+	if (r < 0)
+		return r;
+	trust.keys = (const uint8_t (*)[PSD_PUBKEY_LEN])a->cfg.publishers;
+	trust.n = a->cfg.n_publishers;
+	r = psd_store_open(&a->store, a->cfg.state_dir, &trust, err,
+			   sizeof(err));
+	if (r < 0) {
+		psd_err("%s", err);
+		return r;
+	}
+	psd_info("store: %llu snapshots, %zu trusted publishers",
+		 (unsigned long long)psd_store_get_stats(a->store)->snapshots,
+		 a->cfg.n_publishers);
+	return 0;
+}
+
 static int engine_start(struct agent *a)
 {
 	struct psd_fetch_limits lim = {
@@ -525,17 +636,54 @@ static int engine_start(struct agent *a)
 	};
 	int r;
 
-	if (mkdir(a->cfg.state_dir, 0700) < 0 && errno != EEXIST)
-		psd_warn("state dir %s: %s", a->cfg.state_dir, strerror(errno));
 	r = psd_origins_init(&a->origins, a->cfg.origins, a->cfg.n_origins);
 	if (r == 0)
 		r = psd_cache_init(&a->cache, a->cfg.state_dir);
 	if (r == 0)
 		r = psd_fetch_init(&a->fetch, a->loop, a->origins, a->cache,
-				   &lim, &fetch_ops, a);
+				   a->store, &lim, &fetch_ops, a);
 	if (r < 0)
 		psd_err("fetch engine: %s", strerror(-r));
 	return r;
+}
+
+/* ---- the control socket ------------------------------------------------ */
+
+/* After the store and the fetch engine, whose state it serves. */
+static int control_start(struct agent *a)
+{
+	struct psd_control_params p = {
+		.path = a->cfg.control_socket,
+		.daemon_version = PEERSNAPD_VERSION,
+		.loop = a->loop,
+		.store = a->store,
+		.fetch = a->fetch,
+	};
+	char err[PATH_MAX + 128];
+	int r;
+
+	r = psd_control_init(&a->control, &p, err, sizeof(err));
+	if (r < 0)
+		psd_err("%s", err);
+	return r;
+}
+
+/*
+ * Before the loop quiesces: no new clients, the socket file gone. The
+ * quiesce cancels the control socket's SQEs with everyone else's; its
+ * buffers are freed only after that (control_free()).
+ */
+static void control_stop(struct agent *a)
+{
+	psd_control_shutdown(a->control);
+}
+
+static void control_free(struct agent *a, bool quiet)
+{
+	/* A client's reply buffer may be under a READ still in flight. */
+	if (quiet)
+		psd_control_uninit(a->control);
+	a->control = NULL;
 }
 
 static int agent_start(struct agent *a)
@@ -555,7 +703,13 @@ static int agent_start(struct agent *a)
 		psd_err("signals: %s", strerror(-r));
 		return r;
 	}
+	r = store_start(a);
+	if (r < 0)
+		return r;
 	r = engine_start(a);
+	if (r < 0)
+		return r;
+	r = control_start(a);
 	if (r < 0)
 		return r;
 	r = psd_genl_register(a->genl);
@@ -607,8 +761,10 @@ static void agent_stop(struct agent *a)
 	bool quiet = true;
 
 	log_stats(a);
+	control_stop(a);
 	if (a->loop)
 		quiet = psd_loop_quiesce(a->loop, QUIESCE_TIMEOUT_MS);
+	control_free(a, quiet);
 	psd_genl_uninit(a->genl);
 	/* If I/O is still in flight, its buffers must outlive us: leak. */
 	if (quiet)
@@ -616,6 +772,7 @@ static void agent_stop(struct agent *a)
 	else
 		psd_warn("I/O still in flight at exit");
 	psd_cache_uninit(a->cache);
+	psd_store_close(a->store);
 	psd_origins_uninit(a->origins);
 	if (a->sigfd >= 0)
 		close(a->sigfd);
@@ -639,6 +796,7 @@ static int configure(struct agent *a, int argc, char **argv)
 	a->foreground = cli.foreground;
 	a->verbose = cli.verbose;
 	free(cli.origins);
+	free(cli.peers);
 	return r;
 }
 

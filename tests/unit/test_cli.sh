@@ -33,7 +33,7 @@ expect()
 }
 
 echo "TAP version 13"
-echo "1..24"
+echo "1..27"
 
 expect help 0 'Usage: peersnapd' "$d" --help
 for opt in --config --origin --state-dir --max-inflight --foreground \
@@ -49,6 +49,12 @@ expect origin-short-id 2 "snapshot id must be 64 hex characters, got 4" \
 	"$d" --origin abcd=/img
 expect origin-no-equals 2 "no '='" "$d" --origin /img
 expect state-dir-relative 2 "must be an absolute path" "$d" --state-dir rel
+expect peer-no-key 2 "--peer '192.0.2.1:7390': expected HOST:PORT=PUBKEY" \
+	"$d" --peer 192.0.2.1:7390
+expect peer-v6-brackets 2 "an IPv6 address needs brackets" \
+	"$d" -p "2001:db8::1:7390=$(printf '%064d' 0)"
+expect peer-short-key 2 "peer key must be 64 hex digits" \
+	"$d" --peer '[::1]:7390=abcd'
 
 printf '[agent]\nport = 7390\nprot = 7\n' >"$tmp/bad.conf"
 expect config-quotes-line 2 "bad.conf:3: unknown key in \[agent\]: 'prot = 7'" \

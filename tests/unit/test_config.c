@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The INI parser: a full file, defaults, and every error quoting its line. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kselftest_harness.h"
@@ -163,6 +166,12 @@ static const struct bad_case bad_cases[] = {
 	  "t.conf:3: duplicate origin: '" ID_A60 "...'" },
 	{ "[agent]\nlisten = 1.2.3.4\x01\n",
 	  "t.conf:2: listen must be an IPv4 or IPv6 address: 'listen = 1.2.3.4\\x01'" },
+	{ "[trust]\nkey = " ID_A "\n",
+	  "t.conf:2: unknown key in [trust] (expected 'publisher'): 'key = 00112233445566778899aabbccddeeff00112233445566778899aa...'" },
+	{ "[trust]\npublisher = 0011\n",
+	  "t.conf:2: publisher must be a 64-hex-digit public key: 'publisher = 0011'" },
+	{ "[trust]\npublisher = " ID_A "\npublisher = " ID_A "\n",
+	  "t.conf:3: duplicate publisher: 'publisher = 00112233445566778899aabbccddeeff0011223344556677...'" },
 	{ "[agent]\nport = 'x'\n",
 	  "t.conf:2: port must be 1..65535: 'port = \\x27x\\x27'" },
 };
@@ -227,6 +236,47 @@ TEST(too_many_origins)
 	free(text);
 }
 
+TEST(trusted_publishers)
+{
+	static const char text[] =
+		"[trust]\n"
+		"publisher = " ID_A "\n"
+		"publisher=" ID_B "\n";
+	uint8_t b[PSD_CONFIG_KEY_LEN];
+	struct psd_config cfg;
+	char err[256];
+
+	ASSERT_EQ(0, parse(text, &cfg, err, sizeof(err))) TH_LOG("%s", err);
+	ASSERT_EQ(2, cfg.n_publishers);
+	EXPECT_EQ(0x00, cfg.publishers[0][0]);
+	EXPECT_EQ(0x11, cfg.publishers[0][1]);
+	EXPECT_EQ(0xff, cfg.publishers[1][0]);
+	EXPECT_EQ(0x00, cfg.publishers[1][31]);
+	/* The agent's own key is added the same way; twice is once. */
+	memset(b, 0x5a, sizeof(b));
+	EXPECT_EQ(0, psd_config_add_publisher(&cfg, b));
+	EXPECT_EQ(0, psd_config_add_publisher(&cfg, b));
+	EXPECT_EQ(3, cfg.n_publishers);
+	psd_config_free(&cfg);
+}
+
+TEST(too_many_publishers)
+{
+	size_t n = PSD_CONFIG_MAX_PUBLISHERS + 1, i, len = 0;
+	char *text = malloc(n * 80 + 16);
+	struct psd_config cfg;
+	char err[256];
+
+	ASSERT_NE(NULL, text);
+	len += (size_t)sprintf(text, "[trust]\n");
+	for (i = 0; i < n; i++)
+		len += (size_t)sprintf(text + len, "publisher = %064zx\n", i);
+	ASSERT_EQ(-EINVAL, parse(text, &cfg, err, sizeof(err)));
+	EXPECT_EQ(0, strncmp(err, "t.conf:1026: too many publishers:", 33))
+		TH_LOG("%s", err);
+	free(text);
+}
+
 TEST(load_missing_file)
 {
 	struct psd_config cfg;
@@ -236,6 +286,145 @@ TEST(load_missing_file)
 					   err, sizeof(err)));
 	EXPECT_STREQ("/nonexistent/peersnapd.conf: No such file or directory",
 		     err);
+}
+
+/* [peer] and --peer: endpoints, keys, and the errors that quote them. */
+TEST(peers_section)
+{
+	static const char text[] =
+		"[peer]\n"
+		"peer = 192.0.2.7:7390 " ID_A "\n"
+		"peer=[2001:db8::1]:9 \t" ID_B "\n"
+		"peer = peer-a.example.org:65535 "
+		"0000000000000000000000000000000000000000000000000000000000000001\n";
+	struct psd_config cfg;
+	char err[256];
+
+	ASSERT_EQ(0, parse(text, &cfg, err, sizeof(err)));
+	ASSERT_EQ(3, cfg.n_peers);
+	EXPECT_STREQ("192.0.2.7", cfg.peers[0].host);
+	EXPECT_EQ(7390, cfg.peers[0].port);
+	EXPECT_EQ(0x00, cfg.peers[0].key[0]);
+	EXPECT_EQ(0xff, cfg.peers[0].key[31]);
+	EXPECT_STREQ("2001:db8::1", cfg.peers[1].host);
+	EXPECT_EQ(9, cfg.peers[1].port);
+	EXPECT_EQ(0xff, cfg.peers[1].key[0]);
+	EXPECT_STREQ("peer-a.example.org", cfg.peers[2].host);
+	EXPECT_EQ(65535, cfg.peers[2].port);
+	EXPECT_EQ(1, cfg.peers[2].key[31]);
+	psd_config_free(&cfg);
+}
+
+/* A bad peer line (the last of text) and the reason given for it. */
+struct bad_peer {
+	const char *text;
+	const char *why;
+};
+
+static const struct bad_peer bad_peers[] = {
+	{ "[peer]\npeer = 192.0.2.7:7390\n",
+	  "expected 'peer = HOST:PORT PUBKEY'" },
+	{ "[peer]\nhost = 192.0.2.7:7390 " ID_A "\n",
+	  "unknown key in [peer] (expected 'peer')" },
+	{ "[peer]\npeer = 2001:db8::1:7390 " ID_A "\n",
+	  "an IPv6 address needs brackets: [ADDRESS]:PORT" },
+	{ "[peer]\npeer = [2001:db8::1]7390 " ID_A "\n",
+	  "expected [IPV6]:PORT" },
+	{ "[peer]\npeer = [192.0.2.1]:1 " ID_A "\n",
+	  "bad IPv6 address" },
+	{ "[peer]\npeer = 192.0.2:1 " ID_A "\n",
+	  "bad IPv4 address" },
+	{ "[peer]\npeer = bad_name:1 " ID_A "\n",
+	  "bad host name" },
+	{ "[peer]\npeer = -a.example:1 " ID_A "\n",
+	  "bad host name" },
+	{ "[peer]\npeer = a..example:1 " ID_A "\n",
+	  "bad host name" },
+	{ "[peer]\npeer = :1 " ID_A "\n",
+	  "bad host" },
+	{ "[peer]\npeer = 192.0.2.7:0 " ID_A "\n",
+	  "port must be 1..65535" },
+	{ "[peer]\npeer = 192.0.2.7:65536 " ID_A "\n",
+	  "port must be 1..65535" },
+	{ "[peer]\npeer = 192.0.2.7: " ID_A "\n",
+	  "port must be 1..65535" },
+	{ "[peer]\npeer = 192.0.2.7:+1 " ID_A "\n",
+	  "port must be 1..65535" },
+	{ "[peer]\npeer = 192.0.2.7:1 0011\n",
+	  "peer key must be 64 hex digits" },
+	{ "[peer]\npeer = 192.0.2.7:1 " ID_A "\npeer = 192.0.2.8:1 " ID_A "\n",
+	  "duplicate peer" },
+};
+
+/* "t.conf:N: WHY: 'LINE'", the line cut at 60 bytes as the parser does. */
+static void expected_error(const struct bad_peer *b, char *out, size_t len)
+{
+	const char *end = b->text + strlen(b->text) - 1, *line = end;
+	unsigned int lineno = 0;
+
+	while (line > b->text && line[-1] != '\n')
+		line--;
+	for (const char *c = b->text; c < line; c++)
+		lineno += *c == '\n';
+	snprintf(out, len, "t.conf:%u: %s: '%.*s%s'", lineno + 1, b->why,
+		 (int)(end - line > 60 ? 60 : end - line), line,
+		 end - line > 60 ? "..." : "");
+}
+
+TEST(every_bad_peer_quotes_its_line)
+{
+	for (size_t i = 0; i < sizeof(bad_peers) / sizeof(bad_peers[0]); i++) {
+		struct psd_config cfg;
+		char err[256], want[256];
+
+		expected_error(&bad_peers[i], want, sizeof(want));
+		EXPECT_EQ(-EINVAL, parse(bad_peers[i].text, &cfg, err,
+					 sizeof(err)));
+		EXPECT_STREQ(want, err);
+	}
+}
+
+TEST(peer_argument)
+{
+	struct psd_peer_spec spec;
+	struct psd_config cfg;
+	const char *why = NULL;
+	char err[256];
+
+	ASSERT_EQ(0, psd_peer_arg_parse("[::1]:7390=" ID_B, &spec, &why));
+	EXPECT_STREQ("::1", spec.host);
+	EXPECT_EQ(7390, spec.port);
+	EXPECT_EQ(0xff, spec.key[0]);
+	EXPECT_EQ(-EINVAL, psd_peer_arg_parse("[::1]:7390", &spec, &why));
+	EXPECT_STREQ("expected HOST:PORT=PUBKEY", why);
+	EXPECT_EQ(-EINVAL, psd_peer_arg_parse("h:1=" ID_A "0", &spec, &why));
+	EXPECT_STREQ("peer key must be 64 hex digits", why);
+
+	/* The command line replaces the file's peer of the same key. */
+	ASSERT_EQ(0, parse("[peer]\npeer = 192.0.2.7:7390 " ID_B "\n", &cfg,
+			   err, sizeof(err)));
+	ASSERT_EQ(0, psd_config_set_peer(&cfg, &spec));
+	EXPECT_EQ(1, cfg.n_peers);
+	EXPECT_STREQ("::1", cfg.peers[0].host);
+	psd_config_free(&cfg);
+}
+
+TEST(too_many_peers)
+{
+	size_t n = PSD_CONFIG_MAX_PEERS + 1, len = 7;
+	char *text = malloc(n * 100 + 16);
+	struct psd_config cfg;
+	char err[256];
+
+	ASSERT_NE(NULL, text);
+	strcpy(text, "[peer]\n");
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)sprintf(text + len, "peer = h%zu:1 %064zx\n",
+				       i, i);
+	EXPECT_EQ(-EINVAL, parse(text, &cfg, err, sizeof(err)));
+	EXPECT_EQ(0, strncmp(err, "t.conf:258: too many peers:", 27))
+		TH_LOG("%s", err);
+	free(text);
 }
 
 TEST_HARNESS_MAIN

@@ -2,7 +2,9 @@
 /*
  * The fetch engine: offset/length math with zero-fill past the image's
  * end, the buffer pool, and whole requests through io_uring from an image
- * file to a loop device (skipped without root / loop devices).
+ * file to a loop device (skipped without root / loop devices): first with
+ * --origin images, then for snapshots with a manifest in the store
+ * (verification, sources, in-place reuse, reads for pull).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +12,12 @@
 
 #include "kselftest_harness.h"
 
+#include <ftw.h>
+
 #include "bufpool.h"
 #include "fetch.h"
 #include "loopdev.h"
+#include "snapbuild.h"
 
 /* ---- plan math --------------------------------------------------------- */
 
@@ -132,6 +137,7 @@ struct engine {
 	struct psd_loop *loop;
 	struct psd_origins *origins;
 	struct psd_cache *cache;
+	struct psd_store *store;	/* NULL: --origin only */
 	struct psd_fetch *fetch;
 	uint32_t dev;
 	struct psd_fetch_done done[MAX_DONE];
@@ -224,8 +230,8 @@ static int engine_start(struct engine *e, unsigned int inflight,
 	if (psd_loop_init(&e->loop, 64) || psd_origins_init(&e->origins, &oe, 1) ||
 	    psd_cache_init(&e->cache, "/tmp/psd-no-state-dir"))
 		return -1;
-	return psd_fetch_init(&e->fetch, e->loop, e->origins, e->cache, &lim,
-			      &ops, e);
+	return psd_fetch_init(&e->fetch, e->loop, e->origins, e->cache,
+			      e->store, &lim, &ops, e);
 }
 
 static void engine_stop(struct engine *e)
@@ -295,7 +301,7 @@ FIXTURE_SETUP(engine)
 {
 	memset(&self->e, 0, sizeof(self->e));
 	if (loopdev_create(&self->e.ld, DEVICE_SIZE) < 0)
-		SKIP(return, "no loop device: %s", strerror(errno));
+		SKIP_FROM_SETUP("no loop device: %s", strerror(errno));
 }
 
 FIXTURE_TEARDOWN(engine)
@@ -469,6 +475,405 @@ TEST_F(engine, forget_after_module_unload)
 	EXPECT_TRUE(device_untouched(e, CHUNK, CHUNK));
 	EXPECT_TRUE(device_matches(e, 2 * CHUNK, CHUNK));
 	engine_stop(e);
+}
+
+/* ---- snapshots with a manifest ----------------------------------------- */
+
+#define MCHUNKS		12		/* chunks of a manifest-backed image */
+#define MSIZE		((uint64_t)MCHUNKS * CHUNK - 777)
+
+static struct psd_identity alice;
+static uint8_t alice_key[1][PSD_PUBKEY_LEN];
+static const struct psd_trust trust_alice = { alice_key, 1 };
+
+/* A published image: its bytes, origin file and manifest. */
+struct published {
+	uint8_t *data;
+	char path[96];
+	struct snapbuild sb;
+};
+
+struct mengine {
+	struct engine e;		/* its loop device is the target */
+	char dir[64];			/* the store */
+	struct published v1, v2;
+	const struct psd_fetch_stats *st;
+	int read_status;
+	unsigned int reads_done;
+};
+
+/* Chunks 5 and 6 are zeros: never read from anywhere. */
+static uint8_t mpattern(uint64_t off, unsigned int version)
+{
+	if (off / CHUNK == 5 || off / CHUNK == 6)
+		return 0;
+	return (uint8_t)(off * 13 + (off >> 16) * version + 1) | 1;
+}
+
+/* version 2 differs from 1 in chunks 3 and 8 only. */
+static int publish(struct mengine *me, struct published *p,
+		   unsigned int version, const char *name)
+{
+	uint64_t i;
+	int fd;
+
+	p->data = malloc(MSIZE);
+	if (!p->data)
+		return -1;
+	for (i = 0; i < MSIZE; i++)
+		p->data[i] = mpattern(i, version == 2 && (i / CHUNK == 3 ||
+							  i / CHUNK == 8) ? 2 : 1);
+	if (snapbuild(&p->sb, p->data, MSIZE, CHUNK, 0, name, version,
+		      &alice) < 0 ||
+	    psd_store_add(me->e.store, p->sb.manifest, p->sb.len, p->sb.blobs,
+			  p->sb.geo.index_count, NULL, NULL, NULL) < 0)
+		return -1;
+	snprintf(p->path, sizeof(p->path), "%s/%s.img", me->dir, name);
+	fd = open(p->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, p->data, MSIZE) != (ssize_t)MSIZE)
+		return -1;
+	return close(fd);
+}
+
+static int set_origin(struct mengine *me, struct published *p)
+{
+	char err[256];
+
+	return psd_store_set_origin(me->e.store, p->sb.id, p->path, err,
+				    sizeof(err));
+}
+
+/* Overwrites chunk c of an origin file with other bytes. */
+static int corrupt_origin(struct published *p, uint64_t c, uint8_t v)
+{
+	uint8_t *buf = malloc(CHUNK);
+	int fd = open(p->path, O_WRONLY), r;
+
+	memset(buf, v, CHUNK);
+	r = fd >= 0 && pwrite(fd, buf, CHUNK, (off_t)(c * CHUNK)) == CHUNK;
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return r ? 0 : -1;
+}
+
+static int mengine_start(struct mengine *me)
+{
+	struct engine *e = &me->e;
+	struct psd_fetch_limits lim = {
+		.max_inflight = 8, .max_queued = 64,
+		.max_buffer_bytes = 64 << 20,
+	};
+	char err[256];
+
+	if (psd_chunkhash_init())
+		return -1;
+	memset(alice_key, 0x3c, sizeof(alice_key));
+	psd_identity_from_seed(alice_key[0], &alice);
+	memcpy(alice_key[0], alice.pk, PSD_PUBKEY_LEN);
+	snprintf(me->dir, sizeof(me->dir), "/tmp/psd-fstore-XXXXXX");
+	if (!mkdtemp(me->dir) || poison_device(e) ||
+	    psd_store_open(&e->store, me->dir, &trust_alice, err, sizeof(err)))
+		return -1;
+	if (publish(me, &me->v1, 1, "v1") || publish(me, &me->v2, 2, "v2"))
+		return -1;
+	e->dev = encode_dev(major(e->ld.rdev), minor(e->ld.rdev));
+	if (psd_loop_init(&e->loop, 64) || psd_origins_init(&e->origins, NULL, 0) ||
+	    psd_cache_init(&e->cache, "/tmp/psd-no-state-dir") ||
+	    psd_fetch_init(&e->fetch, e->loop, e->origins, e->cache, e->store,
+			   &lim, &ops, e))
+		return -1;
+	me->st = psd_fetch_get_stats(e->fetch);
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void mengine_stop(struct mengine *me)
+{
+	struct engine *e = &me->e;
+
+	psd_loop_quiesce(e->loop, 1000);
+	psd_fetch_uninit(e->fetch);
+	psd_cache_uninit(e->cache);
+	psd_origins_uninit(e->origins);
+	psd_store_close(e->store);
+	psd_loop_uninit(e->loop);
+	loopdev_destroy(&e->ld);
+	snapbuild_free(&me->v1.sb);
+	snapbuild_free(&me->v2.sb);
+	free(me->v1.data);
+	free(me->v2.data);
+	nftw(me->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Runs one FETCH of [first, first + count) of p to completion. */
+static int run_fetch(struct mengine *me, const struct published *p,
+		     uint64_t id, uint64_t first, uint32_t count)
+{
+	struct engine *e = &me->e;
+	struct psd_fetch_msg m = fetch(e, id, first, count,
+				       PEERSNAP_PRIO_DEMAND);
+
+	memcpy(m.snapshot_id, p->sb.id, PSD_HASH_LEN);
+	e->n_done = 0;
+	e->want_done = 1;
+	psd_fetch_submit(e->fetch, &m);
+	/* A request may fail before any I/O, inside the submit. */
+	if (!e->n_done && psd_loop_run(e->loop))
+		return -999;
+	return e->n_done == 1 ? e->done[0].status : -999;
+}
+
+/* Device chunks [first, first + n) hold p's data (zeros past its end). */
+static bool device_holds(struct mengine *me, const struct published *p,
+			uint64_t first, uint64_t n)
+{
+	uint64_t len = n * CHUNK, off = first * CHUNK, i;
+	uint8_t *buf = malloc(len);
+	bool ok = pread(me->e.ld.fd, buf, len, (off_t)off) == (ssize_t)len;
+
+	for (i = 0; ok && i < len; i++)
+		ok = buf[i] == (off + i < MSIZE ? p->data[off + i] : 0);
+	free(buf);
+	return ok;
+}
+
+FIXTURE(mengine) {
+	struct mengine me;
+};
+
+FIXTURE_SETUP(mengine)
+{
+	memset(&self->me, 0, sizeof(self->me));
+	if (loopdev_create(&self->me.e.ld, DEVICE_SIZE) < 0)
+		SKIP_FROM_SETUP("no loop device: %s", strerror(errno));
+	ASSERT_EQ(0, mengine_start(&self->me));
+}
+
+FIXTURE_TEARDOWN(mengine)
+{
+	if (self->me.e.loop)
+		mengine_stop(&self->me);
+}
+
+TEST_F(mengine, writes_verified_data_and_never_reads_zero_chunks)
+{
+	struct mengine *me = &self->me;
+
+	ASSERT_EQ(0, set_origin(me, &me->v1));
+	/* The origin's zero chunks hold garbage: reading them would fail. */
+	ASSERT_EQ(0, corrupt_origin(&me->v1, 5, 0xab));
+	ASSERT_EQ(0, run_fetch(me, &me->v1, 1, 0, MCHUNKS));
+	EXPECT_TRUE(device_holds(me, &me->v1, 0, MCHUNKS));
+	EXPECT_TRUE(device_untouched(&me->e, MCHUNKS * CHUNK, CHUNK));
+	EXPECT_EQ(10, me->st->chunks_origin);
+	EXPECT_EQ(2, me->st->chunks_zero);
+	EXPECT_EQ(0, me->st->hash_mismatch);
+	EXPECT_EQ(0, me->st->chunks_in_place);
+	EXPECT_EQ(0, me->st->legacy);
+	EXPECT_EQ(0, psd_cache_open_count(me->e.cache));
+	/* A FETCH whose chunk size is not the manifest's. */
+	{
+		struct psd_fetch_msg m = fetch(&me->e, 2, 0, 1,
+					       PEERSNAP_PRIO_DEMAND);
+
+		memcpy(m.snapshot_id, me->v1.sb.id, PSD_HASH_LEN);
+		m.chunk_sectors /= 2;
+		me->e.n_done = 0;
+		psd_fetch_submit(me->e.fetch, &m);
+		ASSERT_EQ(1, me->e.n_done);
+		EXPECT_EQ(-EINVAL, me->e.done[0].status);
+	}
+}
+
+TEST_F(mengine, corrupt_origin_chunk_fails_with_eio)
+{
+	struct mengine *me = &self->me;
+
+	ASSERT_EQ(0, set_origin(me, &me->v1));
+	ASSERT_EQ(0, corrupt_origin(&me->v1, 2, 0x5a));
+	EXPECT_EQ(-EIO, run_fetch(me, &me->v1, 1, 1, 3));
+	EXPECT_EQ(1, me->st->hash_mismatch);
+	EXPECT_EQ(1, me->st->no_source);
+	EXPECT_EQ(1, me->st->failed);
+	/* Nothing was written, not even the good chunks around it. */
+	EXPECT_TRUE(device_untouched(&me->e, CHUNK, 3 * CHUNK));
+	EXPECT_EQ(0, run_fetch(me, &me->v1, 2, 0, 1));
+	EXPECT_TRUE(device_holds(me, &me->v1, 0, 1));
+	/* No source at all: v2 has no origin, and its chunk 3 is its own. */
+	EXPECT_EQ(-EIO, run_fetch(me, &me->v2, 3, 3, 1));
+	EXPECT_EQ(2, me->st->no_source);
+}
+
+/* The device held v1; v2 reuses it in place but for its changed chunks. */
+TEST_F(mengine, in_place_reuse_copies_only_changed_chunks)
+{
+	struct mengine *me = &self->me;
+	char err[256];
+
+	ASSERT_EQ(0, set_origin(me, &me->v1));
+	ASSERT_EQ(0, set_origin(me, &me->v2));
+	ASSERT_EQ(0, run_fetch(me, &me->v1, 1, 0, MCHUNKS));
+	ASSERT_EQ(0, psd_store_set_cache(me->e.store, me->v1.sb.id,
+					 me->e.ld.node, "vol-v1", NULL, 0, err,
+					 sizeof(err))) TH_LOG("%s", err);
+	ASSERT_EQ(0, psd_store_cache_detached(me->e.store, "vol-v1"));
+	ASSERT_EQ(0, psd_store_set_cache(me->e.store, me->v2.sb.id,
+					 me->e.ld.node, "vol-v2", NULL, 0, err,
+					 sizeof(err)));
+	/* Two FETCHes, as the kernel may split them. */
+	ASSERT_EQ(0, run_fetch(me, &me->v2, 2, 0, 7));
+	ASSERT_EQ(0, run_fetch(me, &me->v2, 3, 7, MCHUNKS - 7));
+	EXPECT_TRUE(device_holds(me, &me->v2, 0, MCHUNKS));
+	EXPECT_EQ(10 + 2, me->st->chunks_origin);	/* v1's 10, v2's 2 */
+	EXPECT_EQ(8, me->st->chunks_in_place);
+	EXPECT_EQ(2 + 2, me->st->chunks_zero);
+	EXPECT_EQ(0, me->st->hash_mismatch);
+	EXPECT_EQ(0, me->st->in_place_stale);
+	EXPECT_EQ(0, me->st->chunks_cache);
+}
+
+/* A stale in-place record costs a verification, never data. */
+TEST_F(mengine, stale_in_place_record_falls_back)
+{
+	struct mengine *me = &self->me;
+	char err[256];
+
+	ASSERT_EQ(0, set_origin(me, &me->v2));
+	/* Recorded as holding v1, but the device holds 0xee. */
+	ASSERT_EQ(0, psd_store_set_cache(me->e.store, me->v1.sb.id,
+					 me->e.ld.node, NULL, NULL, 0, err,
+					 sizeof(err)));
+	ASSERT_EQ(0, run_fetch(me, &me->v2, 1, 0, 3));
+	EXPECT_TRUE(device_holds(me, &me->v2, 0, 3));
+	EXPECT_EQ(3, me->st->in_place_stale);	/* v1 == v2 there */
+	EXPECT_EQ(3, me->st->chunks_origin);
+	EXPECT_EQ(0, me->st->chunks_in_place);
+}
+
+static void on_read_done(void *ctx, int status)
+{
+	struct mengine *me = ctx;
+
+	me->read_status = status;
+	me->reads_done++;
+	psd_loop_stop(me->e.loop);
+}
+
+TEST_F(mengine, read_for_pull)
+{
+	struct mengine *me = &self->me;
+	size_t len = (size_t)MCHUNKS * CHUNK;
+	uint8_t *buf = calloc(1, len + 1), *want = calloc(1, len);
+	uint64_t id;
+
+	ASSERT_EQ(0, set_origin(me, &me->v1));
+	memcpy(want, me->v1.data, MSIZE);
+	ASSERT_EQ(0, psd_fetch_read(me->e.fetch, me->v1.sb.id, 0, MCHUNKS,
+				    buf + 1, len, on_read_done, me, &id));
+	EXPECT_EQ(0, me->reads_done);		/* never before returning */
+	ASSERT_EQ(0, psd_loop_run(me->e.loop));
+	ASSERT_EQ(1, me->reads_done);
+	EXPECT_EQ(0, me->read_status);
+	EXPECT_EQ(0, memcmp(buf + 1, want, len));	/* unaligned is fine */
+	EXPECT_EQ(1, me->st->reads);
+	EXPECT_TRUE(device_untouched(&me->e, 0, DEVICE_SIZE));
+
+	/* Refused at once. */
+	EXPECT_EQ(-ENOENT, psd_fetch_read(me->e.fetch, me->v1.sb.index_hashes[0],
+					  0, 1, buf, len, on_read_done, me, &id));
+	EXPECT_EQ(-ERANGE, psd_fetch_read(me->e.fetch, me->v1.sb.id, 11, 2,
+					  buf, len, on_read_done, me, &id));
+	EXPECT_EQ(-ERANGE, psd_fetch_read(me->e.fetch, me->v1.sb.id, 0, 0,
+					  buf, len, on_read_done, me, &id));
+	EXPECT_EQ(-ENOBUFS, psd_fetch_read(me->e.fetch, me->v1.sb.id, 0, 2,
+					   buf, CHUNK, on_read_done, me, &id));
+
+	/* A corrupt chunk fails the read; the buffer is left alone. */
+	ASSERT_EQ(0, corrupt_origin(&me->v1, 4, 0x11));
+	memset(buf, 0x77, len);
+	ASSERT_EQ(0, psd_fetch_read(me->e.fetch, me->v1.sb.id, 3, 2, buf, len,
+				    on_read_done, me, &id));
+	ASSERT_EQ(0, psd_loop_run(me->e.loop));
+	EXPECT_EQ(-EIO, me->read_status);
+	EXPECT_EQ(0x77, buf[0]);
+	EXPECT_EQ(1, me->st->reads_failed);
+
+	/* A cancelled read never calls back. */
+	ASSERT_EQ(0, psd_fetch_read(me->e.fetch, me->v1.sb.id, 0, 1, buf, len,
+				    on_read_done, me, &id));
+	psd_fetch_read_cancel(me->e.fetch, id);
+	ASSERT_EQ(0, run_fetch(me, &me->v1, 9, 0, 1));
+	EXPECT_EQ(2, me->reads_done);
+	free(buf);
+	free(want);
+}
+
+/* Shutdown: a read still queued is told, not dropped silently. */
+TEST_F(mengine, drain_cancels_queued_reads)
+{
+	struct mengine *me = &self->me;
+	uint8_t *buf = malloc(CHUNK);
+	uint64_t id;
+
+	ASSERT_EQ(0, set_origin(me, &me->v1));
+	ASSERT_EQ(0, psd_fetch_read(me->e.fetch, me->v1.sb.id, 0, 1, buf,
+				    CHUNK, on_read_done, me, &id));
+	psd_fetch_drain(me->e.fetch);
+	EXPECT_EQ(1, me->reads_done);
+	EXPECT_EQ(-ECANCELED, me->read_status);
+	EXPECT_TRUE(me->e.drained);
+	EXPECT_EQ(-ESHUTDOWN, psd_fetch_read(me->e.fetch, me->v1.sb.id, 0, 1,
+					     buf, CHUNK, on_read_done, me,
+					     &id));
+	free(buf);
+}
+
+/* Dedup: a snapshot with no origin is served from another's device. */
+TEST_F(mengine, copies_from_a_recorded_cache_device)
+{
+	struct mengine *me = &self->me;
+	struct published twin = { 0 };
+	struct loopdev other;
+	char err[256];
+	uint32_t dev = me->e.dev;
+
+	if (loopdev_create(&other, DEVICE_SIZE) < 0)
+		SKIP(return, "no second loop device");
+	ASSERT_EQ(0, set_origin(me, &me->v1));
+	ASSERT_EQ(0, run_fetch(me, &me->v1, 1, 0, MCHUNKS));
+	ASSERT_EQ(0, psd_store_set_cache(me->e.store, me->v1.sb.id,
+					 me->e.ld.node, "a", NULL, 0, err,
+					 sizeof(err)));
+	/* The same bytes under another name: another id, no origin. */
+	ASSERT_EQ(0, publish(me, &twin, 1, "twin"));
+	/* v1's origin is gone: its record is stale, the device serves. */
+	ASSERT_EQ(0, unlink(me->v1.path));
+	me->e.dev = encode_dev(major(other.rdev), minor(other.rdev));
+	ASSERT_EQ(0, run_fetch(me, &twin, 2, 0, MCHUNKS));
+	EXPECT_EQ(10, me->st->chunks_cache);
+	EXPECT_LE(1, me->st->source_errors);
+	EXPECT_EQ(0, me->st->hash_mismatch);
+	{
+		uint8_t *buf = malloc(MCHUNKS * CHUNK);
+
+		ASSERT_EQ(MCHUNKS * CHUNK,
+			  pread(other.fd, buf, MCHUNKS * CHUNK, 0));
+		EXPECT_EQ(0, memcmp(buf, me->v1.data, MSIZE));
+		free(buf);
+	}
+	me->e.dev = dev;
+	loopdev_destroy(&other);
+	snapbuild_free(&twin.sb);
+	free(twin.data);
 }
 
 TEST_HARNESS_MAIN

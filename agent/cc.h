@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Pluggable congestion control. Recovery (recovery.h) feeds a controller
+ * the events of RFC 9002 section 7; the controller keeps the congestion
+ * window in bytes, and the pacing rate follows from it (pacer.h).
+ *
+ *   on_sent                  an in-flight packet left
+ *   on_acked                 an in-flight packet was acknowledged
+ *   on_lost                  an in-flight packet was declared lost (one
+ *                            congestion event per round trip: packets sent
+ *                            before the current recovery began are ignored)
+ *   on_persistent_congestion the window collapses to the minimum
+ *
+ * Controllers: CUBIC (cc_cubic.c, the default, RFC 9438) and a LEDBAT-like
+ * scavenger (cc_ledbat.c) for background traffic.
+ */
+#ifndef PSD_CC_H
+#define PSD_CC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PSD_NSEC	1000000000ull
+#define PSD_MSEC	1000000ull
+
+/* The RTT estimate (RFC 9002 5), nanoseconds. */
+struct psd_rtt {
+	uint64_t latest, smoothed, var, min;
+};
+
+struct psd_cc;
+
+struct psd_cc_ops {
+	const char *name;
+	void (*init)(struct psd_cc *cc, uint64_t now);
+	void (*on_sent)(struct psd_cc *cc, uint64_t now, size_t bytes);
+	void (*on_acked)(struct psd_cc *cc, uint64_t now, size_t bytes,
+			 uint64_t time_sent, uint64_t bytes_in_flight,
+			 const struct psd_rtt *rtt);
+	void (*on_lost)(struct psd_cc *cc, uint64_t now, size_t bytes,
+			uint64_t time_sent);
+	void (*on_persistent_congestion)(struct psd_cc *cc, uint64_t now);
+};
+
+struct psd_cubic {
+	double w_max;			/* segments, before the last reduction */
+	double k;			/* seconds from epoch to w_max */
+	double w_est;			/* the Reno-friendly estimate, segments */
+	uint64_t epoch_start;		/* 0: no congestion avoidance epoch */
+	/* HyStart: the minimum RTT of this and the last round. */
+	uint64_t round_start, round_min, last_round_min;
+	unsigned int round_samples;
+};
+
+struct psd_ledbat {
+	uint64_t base_delay;		/* minimum RTT seen, ns */
+	bool slow_start;
+};
+
+struct psd_cc {
+	const struct psd_cc_ops *ops;
+	size_t mss;
+	uint64_t cwnd;			/* bytes */
+	uint64_t ssthresh;		/* bytes; UINT64_MAX: unknown */
+	uint64_t recovery_start;	/* ns; packets sent before are ignored */
+	bool in_recovery;
+	union {
+		struct psd_cubic cubic;
+		struct psd_ledbat ledbat;
+	};
+};
+
+extern const struct psd_cc_ops psd_cc_cubic;
+extern const struct psd_cc_ops psd_cc_ledbat;
+
+#define PSD_CC_INITIAL_WINDOW(mss)	(10 * (uint64_t)(mss))
+#define PSD_CC_MIN_WINDOW(mss)		(2 * (uint64_t)(mss))
+
+/* Sets up cc with ops (NULL: CUBIC) for packets of mss bytes. */
+static inline void psd_cc_init(struct psd_cc *cc, const struct psd_cc_ops *ops,
+			       size_t mss, uint64_t now)
+{
+	*cc = (struct psd_cc){ .ops = ops ? ops : &psd_cc_cubic, .mss = mss,
+			       .cwnd = PSD_CC_INITIAL_WINDOW(mss),
+			       .ssthresh = UINT64_MAX };
+	cc->ops->init(cc, now);
+}
+
+static inline bool psd_cc_in_slow_start(const struct psd_cc *cc)
+{
+	return cc->cwnd < cc->ssthresh;
+}
+
+/*
+ * Bytes per second to pace at: the window over the smoothed RTT, times
+ * 2 in slow start (the window doubles each round) and 1.25 after (room to
+ * probe), as Linux paces TCP.
+ */
+static inline uint64_t psd_cc_pacing_rate(const struct psd_cc *cc,
+					  uint64_t srtt)
+{
+	unsigned __int128 r = (unsigned __int128)cc->cwnd * PSD_NSEC;
+
+	r = r * (psd_cc_in_slow_start(cc) ? 8 : 5) / 4;
+	if (srtt == 0)
+		srtt = 1;
+	r /= srtt;
+	return r > UINT64_MAX ? UINT64_MAX : (uint64_t)r;
+}
+
+/*
+ * A congestion event for a packet sent at time_sent: true (and a new
+ * recovery period starts now) unless that packet was sent inside the
+ * current one. Shared by the controllers.
+ */
+static inline bool psd_cc_begin_recovery(struct psd_cc *cc, uint64_t now,
+					 uint64_t time_sent)
+{
+	if (cc->in_recovery && time_sent <= cc->recovery_start)
+		return false;
+	cc->in_recovery = true;
+	cc->recovery_start = now;
+	return true;
+}
+
+#endif /* PSD_CC_H */

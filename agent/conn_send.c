@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A connection's send side (conn.h): conn_plan() decides what may leave
+ * and when (amplification limit, congestion window, pacer, ACK delay);
+ * psd_conn_send() builds that packet -- ACK, MAX_DATA, queued frames, new
+ * DATA, a PING if nothing else asks for an ACK -- pads it to 1200 bytes,
+ * seals it and records it with loss recovery.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "conn_internal.h"
+
+/* ---- sending ------------------------------------------------------------- */
+
+static bool amplification_blocked(const struct psd_conn *c)
+{
+	return !c->validated && c->st.tx_bytes + PSD_DGRAM_MIN > 3 * c->st.rx_bytes;
+}
+
+static bool frame_still_wanted(struct psd_conn *c,
+			       const struct psd_sent_frame *f)
+{
+	struct out_req *o;
+	struct in_req *r;
+
+	switch (f->type) {
+	case PSD_FRAME_DATA:
+		r = conn_find_in(c, f->request_id);
+		return r && !r->not_found;
+	case PSD_FRAME_REQUEST:
+		o = conn_find_out(c, f->request_id);
+		return o && !o->cancelled;
+	case PSD_FRAME_CANCEL:
+		o = conn_find_out(c, f->request_id);
+		return o && o->cancelled;
+	case PSD_FRAME_NOT_FOUND:
+		r = conn_find_in(c, f->request_id);
+		return r && r->not_found;
+	}
+	return false;
+}
+
+/* Drops queued frames whose request is gone. */
+static void queue_drop(struct psd_conn *c, const struct psd_sent_frame *f)
+{
+	struct in_req *r;
+
+	if (f->type == PSD_FRAME_DATA) {
+		r = conn_find_in(c, f->request_id);
+		if (r) {
+			r->queued--;
+			conn_maybe_finish_in(c, r);
+		}
+	}
+}
+
+static void purge_queue_front(struct psd_conn *c)
+{
+	while (c->q.n && !frame_still_wanted(c, &c->q.f[c->q.head])) {
+		struct psd_sent_frame f = conn_queue_pop(&c->q);
+
+		queue_drop(c, &f);
+	}
+}
+
+/* The served request to cut new DATA from: by class, then oldest first. */
+static struct in_req *next_to_serve(struct psd_conn *c)
+{
+	struct in_req *best = NULL;
+	unsigned int i;
+
+	if (c->st.tx_data_bytes >= c->tx_max_data)
+		return NULL;
+	for (i = 0; i < PSD_CONN_REQUESTS_MAX; i++) {
+		struct in_req *r = &c->in[i];
+
+		if (!r->used || r->not_found ||
+		    r->next == r->f.offset + r->f.length)
+			continue;
+		if (!best || r->f.prio < best->f.prio ||
+		    (r->f.prio == best->f.prio &&
+		     r->f.request_id < best->f.request_id))
+			best = r;
+	}
+	return best;
+}
+
+static bool has_eliciting_work(struct psd_conn *c)
+{
+	purge_queue_front(c);
+	return c->probes || c->ping_due || c->max_data_due || c->q.n ||
+	       next_to_serve(c);
+}
+
+static bool ack_owed(const struct psd_conn *c)
+{
+	return c->unacked_eliciting > 0;
+}
+
+/* What may be sent at now (*ret_kind) or, if nothing, when it might be. */
+uint64_t conn_plan(struct psd_conn *c, uint64_t now,
+		     enum plan_kind *ret_kind)
+{
+	uint64_t ack_at = NEVER, elicit_at = NEVER;
+
+	*ret_kind = PLAN_NONE;
+	if (c->state == PSD_CONN_DRAINING || c->state == PSD_CONN_CLOSED)
+		return NEVER;
+	if (amplification_blocked(c))
+		return NEVER;		/* until the peer sends more */
+	if (c->close_due) {
+		*ret_kind = PLAN_CLOSE;
+		return now;
+	}
+	if (c->state != PSD_CONN_OPEN)
+		return NEVER;
+	if (ack_owed(c))
+		ack_at = c->ack_now ? now : c->ack_deadline;
+	if (has_eliciting_work(c) && psd_recovery_can_send(&c->rec)) {
+		if (c->probes)
+			elicit_at = now;
+		else if (c->rec.bytes_in_flight + PSD_DGRAM_MIN <= c->cc.cwnd)
+			elicit_at = psd_pacer_next(&c->pacer, now, PSD_DGRAM_MIN);
+	}
+	if (elicit_at <= now)
+		*ret_kind = PLAN_ELICITING;
+	else if (ack_at <= now)
+		*ret_kind = PLAN_ACK_ONLY;
+	return elicit_at < ack_at ? elicit_at : ack_at;
+}
+
+struct builder {
+	uint8_t p[PAYLOAD_CAP];
+	size_t len;
+	struct psd_sent_frame frames[PSD_SENT_FRAMES_MAX];
+	unsigned int n_frames;
+	bool eliciting, has_ack;
+};
+
+static bool add_frame(struct builder *b, const struct psd_frame *f)
+{
+	size_t n = psd_frame_encode(f, b->p + b->len, PAYLOAD_CAP - b->len);
+
+	if (n == 0)
+		return false;
+	b->len += n;
+	if (psd_frame_ack_eliciting(f->type))
+		b->eliciting = true;
+	return true;
+}
+
+static void record(struct builder *b, const struct psd_sent_frame *f)
+{
+	b->frames[b->n_frames++] = *f;
+}
+
+static bool frames_full(const struct builder *b)
+{
+	return b->n_frames == PSD_SENT_FRAMES_MAX;
+}
+
+static void add_ack(struct psd_conn *c, struct builder *b, uint64_t now)
+{
+	struct psd_frame f = { .type = PSD_FRAME_ACK };
+	uint64_t delay = now > c->largest_rx_time ? now - c->largest_rx_time : 0;
+
+	if (!c->any_rx || !c->ack_new)
+		return;
+	psd_ranges_to_ack(&c->rx_pns, PSD_ACK_RANGES_MAX, delay / 1000, &f.ack);
+	/* Fewer ranges until it fits (it always does with one). */
+	while (!add_frame(b, &f) && f.ack.n_ranges > 1)
+		f.ack.n_ranges /= 2;
+	b->has_ack = true;
+}
+
+static void add_request(struct psd_conn *c, struct builder *b,
+			const struct psd_sent_frame *qf, bool *ret_fit)
+{
+	struct psd_frame f = { .type = PSD_FRAME_REQUEST };
+
+	f.req = conn_find_out(c, qf->request_id)->f;
+	*ret_fit = add_frame(b, &f);
+}
+
+/*
+ * Reads up to *len bytes of r at off and adds them as DATA (*len: what
+ * fitted). 1 if added, 0 if no room; a failed read closes the connection
+ * (-EIO): the server cannot keep its promise.
+ */
+static int add_data(struct psd_conn *c, struct builder *b, struct in_req *r,
+		    uint64_t off, size_t *len, uint64_t now)
+{
+	uint8_t bytes[PAYLOAD_CAP];
+	size_t room = PAYLOAD_CAP - b->len, over;
+	struct psd_frame f = { .type = PSD_FRAME_DATA };
+	struct psd_sent_frame sf = { .type = PSD_FRAME_DATA,
+				     .request_id = r->f.request_id,
+				     .offset = off };
+
+	over = psd_frame_data_overhead(r->f.request_id, off, *len);
+	if (room <= over)
+		return 0;
+	if (*len > room - over)
+		*len = room - over;
+	if (c->cfg.app->read(c->cfg.app_ctx, &r->f, off, bytes, *len)) {
+		conn_violation(c, PSD_CLOSE_INTERNAL, now,
+			  "reading request %llu at %llu failed",
+			  (unsigned long long)r->f.request_id,
+			  (unsigned long long)off);
+		return -EIO;
+	}
+	f.data = (struct psd_frame_data){ .request_id = r->f.request_id,
+					  .offset = off, .len = *len,
+					  .bytes = bytes };
+	if (!add_frame(b, &f))
+		return 0;
+	sf.len = (uint32_t)*len;
+	record(b, &sf);
+	r->frames_out++;
+	return 1;
+}
+
+/* A queued DATA frame, split if only its head fits; false when b is full. */
+static bool add_queued_data(struct psd_conn *c, struct builder *b,
+			    struct psd_sent_frame *qf, uint64_t now)
+{
+	struct in_req *r = conn_find_in(c, qf->request_id);
+	size_t len = qf->len;
+	int added = add_data(c, b, r, qf->offset, &len, now);
+
+	if (added < 0)
+		return false;
+	if (added == 0) {
+		conn_queue_push(&c->q, qf, true);
+		return false;
+	}
+	c->st.tx_rtx_bytes += len;
+	if (len == qf->len) {
+		r->queued--;
+		return true;
+	}
+	/* The rest stays at the head of the queue. */
+	qf->offset += len;
+	qf->len -= (uint32_t)len;
+	conn_queue_push(&c->q, qf, true);
+	return false;
+}
+
+/* One queued frame into b; false when b is full (the frame stays queued). */
+static bool add_queued(struct psd_conn *c, struct builder *b, uint64_t now)
+{
+	struct psd_sent_frame qf = conn_queue_pop(&c->q);
+	struct psd_frame f = { .type = qf.type, .request_id = qf.request_id };
+	bool fit;
+
+	if (!frame_still_wanted(c, &qf)) {
+		queue_drop(c, &qf);
+		return true;
+	}
+	if (qf.type == PSD_FRAME_DATA)
+		return add_queued_data(c, b, &qf, now);
+	if (qf.type == PSD_FRAME_REQUEST)
+		add_request(c, b, &qf, &fit);
+	else
+		fit = add_frame(b, &f);
+	if (!fit) {
+		conn_queue_push(&c->q, &qf, true);
+		return false;
+	}
+	record(b, &qf);
+	return true;
+}
+
+static void add_new_data(struct psd_conn *c, struct builder *b, uint64_t now)
+{
+	struct in_req *r;
+
+	while (c->state == PSD_CONN_OPEN && !frames_full(b) &&
+	       (r = next_to_serve(c))) {
+		uint64_t left = r->f.offset + r->f.length - r->next;
+		uint64_t credit = c->tx_max_data - c->st.tx_data_bytes;
+		size_t len = (size_t)(left < credit ? left : credit);
+
+		if (add_data(c, b, r, r->next, &len, now) <= 0)
+			return;
+		r->next += len;
+		c->st.tx_data_bytes += len;
+	}
+}
+
+static void build_eliciting(struct psd_conn *c, struct builder *b,
+			    uint64_t now)
+{
+	add_ack(c, b, now);
+	if (c->max_data_due) {
+		struct psd_frame f = { .type = PSD_FRAME_MAX_DATA,
+				       .max_data = c->rx_max_data };
+		struct psd_sent_frame sf = { .type = PSD_FRAME_MAX_DATA,
+					     .offset = c->rx_max_data };
+
+		if (add_frame(b, &f)) {
+			record(b, &sf);
+			c->max_data_due = false;
+		}
+	}
+	while (c->q.n && !frames_full(b) && c->state == PSD_CONN_OPEN &&
+	       add_queued(c, b, now))
+		;
+	add_new_data(c, b, now);
+	if (!b->eliciting) {
+		struct psd_frame ping = { .type = PSD_FRAME_PING };
+
+		add_frame(b, &ping);
+	}
+}
+
+static void build_close(struct psd_conn *c, struct builder *b, uint64_t now)
+{
+	struct psd_frame f = { .type = PSD_FRAME_CLOSE };
+
+	add_ack(c, b, now);
+	f.close = (struct psd_frame_close){
+		.code = c->close_code,
+		.reason_len = strlen(c->close_reason),
+		.reason = (const uint8_t *)c->close_reason };
+	add_frame(b, &f);
+	c->close_due = false;
+}
+
+/*
+ * Seals b as the next packet into buf. Cannot fail with a payload that fits
+ * and a ring that bounds what is unacknowledged; if it did, the frames in b
+ * would be lost untracked, so the connection closes.
+ */
+static size_t seal(struct psd_conn *c, struct builder *b, uint8_t *buf,
+		   size_t cap, uint64_t now)
+{
+	uint64_t pn = psd_recovery_take_pn(&c->rec);
+	unsigned int pn_len = psd_pn_encode_len(pn, c->rec.largest_acked,
+						c->rec.any_acked);
+	size_t hdr = 1 + PSD_PKT_CID_LEN + pn_len, n = 0;
+	size_t body = PSD_DGRAM_MIN - hdr - PSD_AEAD_TAG_LEN;
+	struct psd_frame pad = { .type = PSD_FRAME_PADDING };
+
+	if (b->len < body) {
+		pad.padding_len = body - b->len;
+		memset(b->p + b->len, 0, pad.padding_len);
+		b->len = body;
+	}
+	if (psd_packet_seal(&c->cfg.tx_key, c->cfg.peer_cid, pn,
+			    c->rec.largest_acked, c->rec.any_acked, b->p, b->len,
+			    buf, cap, &n)) {
+		conn_violation(c, PSD_CLOSE_INTERNAL, now,
+			  "sealing packet %llu failed", (unsigned long long)pn);
+		return 0;
+	}
+	psd_recovery_on_sent(&c->rec, pn, now, n, b->eliciting, b->frames,
+			     b->n_frames);
+	c->st.last_pn = pn;
+	c->st.tx_packets++;
+	c->st.tx_bytes += n;
+	return n;
+}
+
+static void after_send(struct psd_conn *c, const struct builder *b,
+		       size_t n, uint64_t now)
+{
+	if (b->has_ack) {
+		c->ack_new = false;
+		c->ack_now = false;
+		c->unacked_eliciting = 0;
+	}
+	if (!b->eliciting)
+		return;
+	c->last_tx_eliciting = now;
+	c->ping_due = false;
+	if (c->probes)
+		c->probes--;
+	psd_pacer_set(&c->pacer, psd_cc_pacing_rate(&c->cc, c->rec.rtt.smoothed),
+		      PSD_CC_INITIAL_WINDOW(PSD_DGRAM_MIN), now);
+	psd_pacer_on_sent(&c->pacer, now, n);
+}
+
+size_t psd_conn_send(struct psd_conn *c, uint8_t *buf, size_t cap,
+		     uint64_t now)
+{
+	struct builder b = { .len = 0 };
+	enum plan_kind kind;
+	size_t n;
+
+	if (cap < PSD_DGRAM_MIN)
+		return 0;
+	conn_plan(c, now, &kind);
+	switch (kind) {
+	case PLAN_NONE:
+		if (amplification_blocked(c) && c->state == PSD_CONN_OPEN)
+			c->st.amplification_blocked++;
+		return 0;
+	case PLAN_CLOSE:
+		build_close(c, &b, now);
+		break;
+	case PLAN_ELICITING:
+		build_eliciting(c, &b, now);
+		break;
+	case PLAN_ACK_ONLY:
+		add_ack(c, &b, now);
+		break;
+	}
+	n = seal(c, &b, buf, PSD_DGRAM_MIN, now);
+	if (n)
+		after_send(c, &b, n, now);
+	return n;
+}
+
