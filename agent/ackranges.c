@@ -102,6 +102,22 @@ int psd_ranges_add(struct psd_ranges *s, uint64_t lo, uint64_t hi)
 	return 0;
 }
 
+uint64_t psd_ranges_count_in(const struct psd_ranges *s, uint64_t lo,
+			     uint64_t hi)
+{
+	uint64_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < s->n && s->r[i].hi >= lo; i++) {
+		uint64_t a = s->r[i].lo > lo ? s->r[i].lo : lo;
+		uint64_t b = s->r[i].hi < hi ? s->r[i].hi : hi;
+
+		if (a <= b)
+			n += b - a + 1;
+	}
+	return n;
+}
+
 bool psd_ranges_contains(const struct psd_ranges *s, uint64_t v)
 {
 	unsigned int lo = 0, hi = s->n;

@@ -41,6 +41,10 @@ int psd_ranges_add(struct psd_ranges *s, uint64_t lo, uint64_t hi);
 /* True if v is in a range or below the floor. */
 bool psd_ranges_contains(const struct psd_ranges *s, uint64_t v);
 
+/* How many of lo..hi (lo <= hi) the ranges hold (the floor aside). */
+uint64_t psd_ranges_count_in(const struct psd_ranges *s, uint64_t lo,
+			     uint64_t hi);
+
 /* True if the set is exactly one range lo..hi (a complete reassembly). */
 bool psd_ranges_is_exactly(const struct psd_ranges *s, uint64_t lo,
 			   uint64_t hi);

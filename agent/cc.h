@@ -11,8 +11,12 @@
  *                            before the current recovery began are ignored)
  *   on_persistent_congestion the window collapses to the minimum
  *
- * Controllers: CUBIC (cc_cubic.c, the default, RFC 9438) and a LEDBAT-like
- * scavenger (cc_ledbat.c) for background traffic.
+ * Controllers: a BBR-like model-based one (cc_bbr.c, the default: it
+ * holds its rate under random loss, where CUBIC collapses), CUBIC
+ * (cc_cubic.c, RFC 9438, selectable) and a LEDBAT-like scavenger
+ * (cc_ledbat.c) for background traffic. A controller with a model of the
+ * path also sets the pacing rate itself and takes one delivery-rate
+ * sample per ACK (on_rate_sample).
  */
 #ifndef PSD_CC_H
 #define PSD_CC_H
@@ -29,6 +33,23 @@ struct psd_rtt {
 	uint64_t latest, smoothed, var, min;
 };
 
+/*
+ * A delivery-rate sample, one per ACK that acknowledges something new
+ * (after the BBR drafts' "delivery rate estimation"): delivered bytes over
+ * the longer of the send and the ACK interval of the newest packet
+ * acknowledged, so neither a send burst nor an ACK burst inflates it.
+ */
+struct psd_rate_sample {
+	uint64_t delivered;		/* bytes delivered in the interval */
+	uint64_t interval;		/* ns; 0: no valid sample */
+	uint64_t prior_delivered;	/* total delivered when that packet left */
+	uint64_t total_delivered;	/* total delivered now */
+	uint64_t acked;			/* bytes newly acknowledged */
+	uint64_t bytes_in_flight;	/* after this ACK */
+	uint64_t rtt;			/* this ACK's RTT sample, ns; 0: none */
+	bool app_limited;		/* the sender had nothing to send */
+};
+
 struct psd_cc;
 
 struct psd_cc_ops {
@@ -41,6 +62,9 @@ struct psd_cc_ops {
 	void (*on_lost)(struct psd_cc *cc, uint64_t now, size_t bytes,
 			uint64_t time_sent);
 	void (*on_persistent_congestion)(struct psd_cc *cc, uint64_t now);
+	/* Once per ACK after the per-packet calls; NULL: not used. */
+	void (*on_rate_sample)(struct psd_cc *cc, uint64_t now,
+			       const struct psd_rate_sample *rs);
 };
 
 struct psd_cubic {
@@ -58,30 +82,59 @@ struct psd_ledbat {
 	bool slow_start;
 };
 
+#define PSD_BBR_BW_ROUNDS	10	/* the bandwidth filter's window */
+
+struct psd_bbr {
+	uint8_t mode;			/* enum in cc_bbr.c */
+	double pacing_gain, cwnd_gain;
+	/* The largest delivery rate of each of the last rounds, bytes/s. */
+	uint64_t bw_round_max[PSD_BBR_BW_ROUNDS];
+	uint64_t round, next_round_delivered;
+	uint64_t min_rtt, min_rtt_stamp;
+	/* Startup ends when the bandwidth stops growing by 25% a round. */
+	uint64_t full_bw;
+	unsigned int full_bw_rounds;
+	bool filled_pipe;
+	/* This round's losses, deliveries and largest RTT. */
+	uint64_t round_lost, round_acked, round_max_rtt;
+	bool round_lossy;		/* the last round lost too much */
+	unsigned int cycle_phase;
+	uint64_t cycle_stamp;
+	uint64_t probe_rtt_done;	/* 0: not yet at the small window */
+	uint64_t probe_rtt_round;	/* the round it must also outlast */
+	uint64_t prior_cwnd;
+	/* The loss response: in flight is capped here (UINT64_MAX: none). */
+	uint64_t inflight_hi;
+	unsigned int inflight_hi_growth;
+};
+
 struct psd_cc {
 	const struct psd_cc_ops *ops;
 	size_t mss;
 	uint64_t cwnd;			/* bytes */
+	uint64_t pacing_rate;		/* bytes/s a model sets; 0: from cwnd */
 	uint64_t ssthresh;		/* bytes; UINT64_MAX: unknown */
 	uint64_t recovery_start;	/* ns; packets sent before are ignored */
 	bool in_recovery;
 	union {
 		struct psd_cubic cubic;
 		struct psd_ledbat ledbat;
+		struct psd_bbr bbr;
 	};
 };
 
 extern const struct psd_cc_ops psd_cc_cubic;
 extern const struct psd_cc_ops psd_cc_ledbat;
+extern const struct psd_cc_ops psd_cc_bbr;
 
 #define PSD_CC_INITIAL_WINDOW(mss)	(10 * (uint64_t)(mss))
 #define PSD_CC_MIN_WINDOW(mss)		(2 * (uint64_t)(mss))
 
-/* Sets up cc with ops (NULL: CUBIC) for packets of mss bytes. */
+/* Sets up cc with ops (NULL: the default, BBR) for packets of mss bytes. */
 static inline void psd_cc_init(struct psd_cc *cc, const struct psd_cc_ops *ops,
 			       size_t mss, uint64_t now)
 {
-	*cc = (struct psd_cc){ .ops = ops ? ops : &psd_cc_cubic, .mss = mss,
+	*cc = (struct psd_cc){ .ops = ops ? ops : &psd_cc_bbr, .mss = mss,
 			       .cwnd = PSD_CC_INITIAL_WINDOW(mss),
 			       .ssthresh = UINT64_MAX };
 	cc->ops->init(cc, now);
@@ -93,7 +146,8 @@ static inline bool psd_cc_in_slow_start(const struct psd_cc *cc)
 }
 
 /*
- * Bytes per second to pace at: the window over the smoothed RTT, times
+ * Bytes per second to pace at: the controller's own rate if it has a
+ * model of the path (BBR), else the window over the smoothed RTT, times
  * 2 in slow start (the window doubles each round) and 1.25 after (room to
  * probe), as Linux paces TCP.
  */
@@ -102,6 +156,8 @@ static inline uint64_t psd_cc_pacing_rate(const struct psd_cc *cc,
 {
 	unsigned __int128 r = (unsigned __int128)cc->cwnd * PSD_NSEC;
 
+	if (cc->pacing_rate)
+		return cc->pacing_rate;
 	r = r * (psd_cc_in_slow_start(cc) ? 8 : 5) / 4;
 	if (srtt == 0)
 		srtt = 1;

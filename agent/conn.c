@@ -77,8 +77,16 @@ struct in_req *conn_find_in(struct psd_conn *c, uint64_t id)
 	return NULL;
 }
 
+uint64_t conn_request_initial_credit(const struct psd_frame_request *f)
+{
+	return f->offset + (f->length < PSD_REQUEST_WINDOW ? f->length :
+						PSD_REQUEST_WINDOW);
+}
+
 void conn_free_out(struct psd_conn *c, struct out_req *o)
 {
+	if (o->credit_due)
+		c->request_credit_due--;
 	c->buffered -= o->f.length;
 	free(o->buf);
 	psd_ranges_free(&o->got);
@@ -176,6 +184,7 @@ static void on_frame_acked(void *ctx, const struct psd_sent_frame *f)
 static void on_frame_lost(void *ctx, const struct psd_sent_frame *f)
 {
 	struct psd_conn *c = ctx;
+	struct out_req *o;
 	struct in_req *r;
 
 	switch (f->type) {
@@ -192,6 +201,15 @@ static void on_frame_lost(void *ctx, const struct psd_sent_frame *f)
 		return;
 	case PSD_FRAME_MAX_DATA:
 		c->max_data_due = true;
+		return;
+	case PSD_FRAME_MAX_REQUEST_DATA:
+		o = conn_find_out(c, f->request_id);
+		/* Again, unless a larger credit has replaced it. */
+		if (o && !o->cancelled && !o->credit_due &&
+		    f->offset == o->credit) {
+			o->credit_due = true;
+			c->request_credit_due++;
+		}
 		return;
 	case PSD_FRAME_REQUEST:
 	case PSD_FRAME_CANCEL:
@@ -241,6 +259,7 @@ int psd_conn_new(const struct psd_conn_config *cfg, uint64_t now,
 	c->last_tx_eliciting = now;
 	c->tx_max_data = PSD_MAX_DATA_INITIAL;
 	c->rx_max_data = PSD_MAX_DATA_INITIAL;
+	c->rx_max_data_sent = PSD_MAX_DATA_INITIAL;
 	c->st.tx_max_data = c->tx_max_data;
 	*ret = c;
 	return 0;
@@ -296,7 +315,7 @@ int psd_conn_request(struct psd_conn *c, enum psd_req_kind kind,
 	if (c->buffered + length > PSD_CONN_BUFFERED_MAX)
 		return -ENOBUFS;
 	o->buf = malloc(length);
-	if (!o->buf || psd_ranges_init(&o->got, RX_DATA_RANGES, false)) {
+	if (!o->buf || psd_ranges_init(&o->got, RX_DATA_RANGES(length), false)) {
 		free(o->buf);
 		o->buf = NULL;
 		return -ENOMEM;
@@ -307,6 +326,7 @@ int psd_conn_request(struct psd_conn *c, enum psd_req_kind kind,
 					   .index = index, .offset = offset,
 					   .length = length };
 	memcpy(o->f.object_id, object_id, PSD_OBJECT_ID_LEN);
+	o->credit = o->credit_sent = conn_request_initial_credit(&o->f);
 	c->buffered += length;
 	qf.request_id = o->f.request_id;
 	conn_queue_push(&c->q, &qf, false);	/* room: one per request is reserved */

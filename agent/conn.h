@@ -16,8 +16,10 @@
  * app->on_request and app->read. Either side may be both.
  *
  * What goes into the next packet, in order: ACK (when due), CLOSE,
- * MAX_DATA, CANCEL and NOT_FOUND, REQUEST, retransmitted DATA, new DATA by
- * priority class then request order, and PING when a probe or keepalive
+ * MAX_DATA, MAX_REQUEST_DATA, CANCEL and NOT_FOUND, REQUEST, retransmitted
+ * DATA, new DATA by priority class, then 4 MiB windows already sent (a
+ * large response yields to the ones behind it), then request order, within
+ * each request's credit, and PING when a probe or keepalive
  * is due and nothing else elicits an ACK. Every datagram is padded to
  * PSD_DGRAM_MIN bytes. Ack-eliciting packets wait for the congestion
  * window and the pacer; ACK-only packets do not.
@@ -46,6 +48,12 @@
 #define PSD_MAX_DATA_WINDOW	(16u << 20)
 /* The DATA credit each side starts with before any MAX_DATA. */
 #define PSD_MAX_DATA_INITIAL	(1u << 20)
+/*
+ * A request's own credit: its DATA may run at most this far past the bytes
+ * of it received (MAX_REQUEST_DATA moves it), so one large response
+ * leaves room on the path for others instead of taking all of it.
+ */
+#define PSD_REQUEST_WINDOW	(4u << 20)
 
 /* CLOSE codes. */
 enum psd_close_code {
@@ -83,7 +91,7 @@ struct psd_conn_config {
 	bool server;			/* address unvalidated until acked */
 	uint64_t local_cid, peer_cid;
 	struct psd_aead_key tx_key, rx_key;
-	const struct psd_cc_ops *cc;	/* NULL: CUBIC */
+	const struct psd_cc_ops *cc;	/* NULL: BBR (psd_cc_bbr) */
 	uint64_t seed;			/* packet number skipping */
 	uint64_t idle_timeout;		/* ns; 0: PSD_IDLE_TIMEOUT */
 	uint64_t keepalive;		/* ns; 0: PSD_KEEPALIVE */

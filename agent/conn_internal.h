@@ -15,7 +15,17 @@
 #define QUEUE_CAP	(PSD_SENT_RING * PSD_SENT_FRAMES_MAX + \
 			 4 * PSD_CONN_REQUESTS_MAX)
 #define RX_PN_RANGES	256
-#define RX_DATA_RANGES	64
+/*
+ * Disjoint pieces a response may arrive in: enough for full-size DATA
+ * frames with a hole after every one (a burst of losses), so only a peer
+ * that cuts a response into tiny frames runs out; at most the ranges'
+ * cap, which is also the most packets that can be in flight.
+ */
+#define RX_DATA_RANGES_MIN	64
+#define RX_DATA_PIECE_MIN	512	/* bytes per piece on average */
+#define RX_DATA_RANGES(len)	\
+	(RX_DATA_RANGES_MIN + (len) / RX_DATA_PIECE_MIN < PSD_RANGES_CAP_MAX ? \
+	 RX_DATA_RANGES_MIN + (len) / RX_DATA_PIECE_MIN : PSD_RANGES_CAP_MAX)
 #define SERVED_ID_RANGES 64
 #define PAYLOAD_CAP	(PSD_DGRAM_MIN - PSD_PKT_OVERHEAD_MAX)
 
@@ -25,6 +35,11 @@ struct out_req {
 	struct psd_frame_request f;
 	uint8_t *buf;
 	struct psd_ranges got;
+	uint64_t received;		/* distinct bytes of it received */
+	/* Its credit (an absolute end offset): granted, announced, and
+	 * whether a MAX_REQUEST_DATA is owed. */
+	uint64_t credit, credit_sent;
+	bool credit_due;
 };
 
 struct in_req {
@@ -32,6 +47,7 @@ struct in_req {
 	bool not_found;			/* NOT_FOUND queued or in flight */
 	struct psd_frame_request f;
 	uint64_t next;			/* next new byte (absolute offset) */
+	uint64_t credit;		/* DATA may not reach past this offset */
 	unsigned int frames_out;	/* DATA frames in flight */
 	unsigned int queued;		/* DATA frames in the send queue */
 };
@@ -75,8 +91,10 @@ struct psd_conn {
 
 	/* Flow control: what we may send, what we allow. */
 	uint64_t tx_max_data;
-	uint64_t rx_data, rx_max_data;
+	uint64_t rx_data, rx_max_data;	/* new bytes received; granted */
+	uint64_t rx_max_data_sent;	/* the largest credit announced */
 	bool max_data_due;
+	unsigned int request_credit_due;	/* out_reqs with credit_due */
 
 	uint64_t close_code;
 	char close_reason[PSD_CLOSE_REASON_MAX + 1];
@@ -91,6 +109,8 @@ bool conn_queue_push(struct send_queue *q, const struct psd_sent_frame *f,
 struct psd_sent_frame conn_queue_pop(struct send_queue *q);
 
 /* Requests (conn.c). */
+/* The credit a request starts with: its end, or one window in. */
+uint64_t conn_request_initial_credit(const struct psd_frame_request *f);
 struct out_req *conn_find_out(struct psd_conn *c, uint64_t id);
 struct in_req *conn_find_in(struct psd_conn *c, uint64_t id);
 void conn_free_out(struct psd_conn *c, struct out_req *o);

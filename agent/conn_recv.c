@@ -26,11 +26,30 @@ static void grant_credit(struct psd_conn *c, size_t len)
 	}
 }
 
+/* Moves a request's credit a window past what arrived, in half windows. */
+static void grant_request_credit(struct psd_conn *c, struct out_req *o)
+{
+	uint64_t end = o->f.offset + o->f.length;
+	uint64_t target = o->f.offset + o->received + PSD_REQUEST_WINDOW;
+
+	if (target > end)
+		target = end;
+	if (target <= o->credit ||
+	    (target < o->credit + PSD_REQUEST_WINDOW / 2 && target < end))
+		return;
+	o->credit = target;
+	if (!o->credit_due) {
+		o->credit_due = true;
+		c->request_credit_due++;
+	}
+}
+
 static int on_data(struct psd_conn *c, const struct psd_frame_data *d,
 		   uint64_t now)
 {
 	struct out_req *o = conn_find_out(c, d->request_id);
 	const struct psd_frame_request *f;
+	uint64_t fresh;
 
 	c->st.rx_data_bytes += d->len;
 	if (!o) {
@@ -51,13 +70,29 @@ static int on_data(struct psd_conn *c, const struct psd_frame_data *d,
 				 (unsigned long long)f->request_id,
 				 (unsigned long long)f->offset,
 				 (unsigned long long)f->length);
+	if (d->offset + d->len > o->credit_sent)
+		return conn_violation(c, PSD_CLOSE_LIMIT, now,
+				 "DATA %llu+%zu past request %llu's credit %llu",
+				 (unsigned long long)d->offset, d->len,
+				 (unsigned long long)f->request_id,
+				 (unsigned long long)o->credit_sent);
+	/* Only new bytes use credit: a retransmission repeats some. */
+	fresh = d->len - psd_ranges_count_in(&o->got, d->offset,
+					     d->offset + d->len - 1);
+	if (c->rx_data + fresh > c->rx_max_data_sent)
+		return conn_violation(c, PSD_CLOSE_LIMIT, now,
+				 "DATA past the credit: %llu new bytes, MAX_DATA %llu",
+				 (unsigned long long)(c->rx_data + fresh),
+				 (unsigned long long)c->rx_max_data_sent);
 	memcpy(o->buf + (d->offset - f->offset), d->bytes, d->len);
 	if (psd_ranges_add(&o->got, d->offset, d->offset + d->len - 1))
 		return conn_violation(c, PSD_CLOSE_LIMIT, now,
-				 "request %llu: DATA in more than %u pieces",
+				 "request %llu: DATA in more than %llu pieces",
 				 (unsigned long long)f->request_id,
-				 RX_DATA_RANGES);
-	grant_credit(c, d->len);
+				 (unsigned long long)RX_DATA_RANGES(f->length));
+	grant_credit(c, fresh);
+	o->received += fresh;
+	grant_request_credit(c, o);
 	if (psd_ranges_is_exactly(&o->got, f->offset,
 				  f->offset + f->length - 1)) {
 		c->st.delivered_bytes += f->length;
@@ -115,11 +150,31 @@ static int on_request(struct psd_conn *c, const struct psd_frame_request *f,
 		return conn_violation(c, PSD_CLOSE_LIMIT, now,
 				 "more than %u requests at once",
 				 PSD_CONN_REQUESTS_MAX);
-	*r = (struct in_req){ .used = true, .f = *f, .next = f->offset };
+	*r = (struct in_req){ .used = true, .f = *f, .next = f->offset,
+			      .credit = conn_request_initial_credit(f) };
 	if (c->cfg.app->on_request(c->cfg.app_ctx, f) == 0)
 		return 0;
 	r->not_found = true;
 	conn_queue_push(&c->q, &nf, false);
+	return 0;
+}
+
+static int on_max_request_data(struct psd_conn *c,
+			       const struct psd_frame_max_req *m, uint64_t now)
+{
+	struct in_req *r = conn_find_in(c, m->request_id);
+
+	if (!r)
+		return 0;		/* finished, or never served */
+	if (m->maximum > r->f.offset + r->f.length)
+		return conn_violation(c, PSD_CLOSE_PROTOCOL_VIOLATION, now,
+				 "MAX_REQUEST_DATA %llu past the end of request %llu (%llu+%llu)",
+				 (unsigned long long)m->maximum,
+				 (unsigned long long)m->request_id,
+				 (unsigned long long)r->f.offset,
+				 (unsigned long long)r->f.length);
+	if (m->maximum > r->credit)
+		r->credit = m->maximum;
 	return 0;
 }
 
@@ -186,6 +241,8 @@ static int handle_frame(struct psd_conn *c, const struct psd_frame *f,
 		return on_cancel(c, f->request_id);
 	case PSD_FRAME_NOT_FOUND:
 		return on_not_found(c, f->request_id, now);
+	case PSD_FRAME_MAX_REQUEST_DATA:
+		return on_max_request_data(c, &f->max_req, now);
 	case PSD_FRAME_MAX_DATA:
 		if (f->max_data > c->tx_max_data)
 			c->tx_max_data = f->max_data;
@@ -208,11 +265,14 @@ static int handle_payload(struct psd_conn *c, const uint8_t *p, size_t len,
 	*ret_eliciting = false;
 	while (pos < len && c->state == PSD_CONN_OPEN) {
 		err = psd_frame_parse(p + pos, len - pos, &f, &used);
+		if (err == -EPROTO)
+			return conn_violation(c, PSD_CLOSE_PROTOCOL_VIOLATION,
+					      now, "unknown frame type 0x%02x at payload offset %zu",
+					      p[pos], pos);
 		if (err)
-			return conn_violation(c, PSD_CLOSE_PROTOCOL_VIOLATION, now,
-					 "%s frame at payload offset %zu (type byte 0x%02x)",
-					 err == -EPROTO ? "unknown" : "malformed",
-					 pos, p[pos]);
+			return conn_violation(c, PSD_CLOSE_PROTOCOL_VIOLATION,
+					      now, "malformed %s frame at payload offset %zu",
+					      psd_frame_name(p[pos]), pos);
 		if (psd_frame_ack_eliciting(f.type))
 			*ret_eliciting = true;
 		err = handle_frame(c, &f, now);

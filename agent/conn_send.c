@@ -2,9 +2,9 @@
 /*
  * A connection's send side (conn.h): conn_plan() decides what may leave
  * and when (amplification limit, congestion window, pacer, ACK delay);
- * psd_conn_send() builds that packet -- ACK, MAX_DATA, queued frames, new
- * DATA, a PING if nothing else asks for an ACK -- pads it to 1200 bytes,
- * seals it and records it with loss recovery.
+ * psd_conn_send() builds that packet -- ACK, MAX_DATA, MAX_REQUEST_DATA,
+ * queued frames, new DATA, a PING if nothing else asks for an ACK -- pads
+ * it to 1200 bytes, seals it and records it with loss recovery.
  */
 #include <errno.h>
 #include <string.h>
@@ -64,7 +64,18 @@ static void purge_queue_front(struct psd_conn *c)
 	}
 }
 
-/* The served request to cut new DATA from: by class, then oldest first. */
+/*
+ * How far a response has come, in request windows: a large response drops
+ * back a step after each window it sent, so requests behind it get their
+ * turn instead of waiting for all of it (round robin in windows among the
+ * large, oldest first among the rest).
+ */
+static uint64_t serve_level(const struct in_req *r)
+{
+	return (r->next - r->f.offset) / PSD_REQUEST_WINDOW;
+}
+
+/* The served request to cut new DATA from: by class, level, then age. */
 static struct in_req *next_to_serve(struct psd_conn *c)
 {
 	struct in_req *best = NULL;
@@ -75,12 +86,13 @@ static struct in_req *next_to_serve(struct psd_conn *c)
 	for (i = 0; i < PSD_CONN_REQUESTS_MAX; i++) {
 		struct in_req *r = &c->in[i];
 
-		if (!r->used || r->not_found ||
-		    r->next == r->f.offset + r->f.length)
-			continue;
+		if (!r->used || r->not_found || r->next >= r->credit)
+			continue;		/* done, or out of its credit */
 		if (!best || r->f.prio < best->f.prio ||
 		    (r->f.prio == best->f.prio &&
-		     r->f.request_id < best->f.request_id))
+		     (serve_level(r) < serve_level(best) ||
+		      (serve_level(r) == serve_level(best) &&
+		       r->f.request_id < best->f.request_id))))
 			best = r;
 	}
 	return best;
@@ -89,8 +101,8 @@ static struct in_req *next_to_serve(struct psd_conn *c)
 static bool has_eliciting_work(struct psd_conn *c)
 {
 	purge_queue_front(c);
-	return c->probes || c->ping_due || c->max_data_due || c->q.n ||
-	       next_to_serve(c);
+	return c->probes || c->ping_due || c->max_data_due ||
+	       c->request_credit_due || c->q.n || next_to_serve(c);
 }
 
 static bool ack_owed(const struct psd_conn *c)
@@ -103,6 +115,7 @@ uint64_t conn_plan(struct psd_conn *c, uint64_t now,
 		     enum plan_kind *ret_kind)
 {
 	uint64_t ack_at = NEVER, elicit_at = NEVER;
+	bool work;
 
 	*ret_kind = PLAN_NONE;
 	if (c->state == PSD_CONN_DRAINING || c->state == PSD_CONN_CLOSED)
@@ -117,11 +130,16 @@ uint64_t conn_plan(struct psd_conn *c, uint64_t now,
 		return NEVER;
 	if (ack_owed(c))
 		ack_at = c->ack_now ? now : c->ack_deadline;
-	if (has_eliciting_work(c) && psd_recovery_can_send(&c->rec)) {
+	work = has_eliciting_work(c);
+	if (work && psd_recovery_can_send(&c->rec)) {
 		if (c->probes)
 			elicit_at = now;
 		else if (c->rec.bytes_in_flight + PSD_DGRAM_MIN <= c->cc.cwnd)
 			elicit_at = psd_pacer_next(&c->pacer, now, PSD_DGRAM_MIN);
+	} else if (!work &&
+		   c->rec.bytes_in_flight + PSD_DGRAM_MIN <= c->cc.cwnd) {
+		/* Room to send and nothing to: rate samples now measure us. */
+		psd_recovery_on_app_limited(&c->rec);
 	}
 	if (elicit_at <= now)
 		*ret_kind = PLAN_ELICITING;
@@ -278,7 +296,7 @@ static void add_new_data(struct psd_conn *c, struct builder *b, uint64_t now)
 
 	while (c->state == PSD_CONN_OPEN && !frames_full(b) &&
 	       (r = next_to_serve(c))) {
-		uint64_t left = r->f.offset + r->f.length - r->next;
+		uint64_t left = r->credit - r->next;
 		uint64_t credit = c->tx_max_data - c->st.tx_data_bytes;
 		size_t len = (size_t)(left < credit ? left : credit);
 
@@ -286,6 +304,33 @@ static void add_new_data(struct psd_conn *c, struct builder *b, uint64_t now)
 			return;
 		r->next += len;
 		c->st.tx_data_bytes += len;
+	}
+}
+
+/* MAX_REQUEST_DATA for the responses whose credit moved, while they fit. */
+static void add_request_credits(struct psd_conn *c, struct builder *b)
+{
+	unsigned int i;
+
+	for (i = 0; i < PSD_CONN_REQUESTS_MAX && c->request_credit_due &&
+		    !frames_full(b); i++) {
+		struct out_req *o = &c->out[i];
+		struct psd_frame f = { .type = PSD_FRAME_MAX_REQUEST_DATA };
+		struct psd_sent_frame sf = { .type = PSD_FRAME_MAX_REQUEST_DATA };
+
+		if (!o->used || !o->credit_due)
+			continue;
+		f.max_req = (struct psd_frame_max_req){
+			.request_id = o->f.request_id, .maximum = o->credit };
+		if (!add_frame(b, &f))
+			return;
+		sf.request_id = o->f.request_id;
+		sf.offset = o->credit;
+		record(b, &sf);
+		o->credit_due = false;
+		c->request_credit_due--;
+		if (o->credit > o->credit_sent)
+			o->credit_sent = o->credit;
 	}
 }
 
@@ -302,8 +347,11 @@ static void build_eliciting(struct psd_conn *c, struct builder *b,
 		if (add_frame(b, &f)) {
 			record(b, &sf);
 			c->max_data_due = false;
+			if (c->rx_max_data > c->rx_max_data_sent)
+				c->rx_max_data_sent = c->rx_max_data;
 		}
 	}
+	add_request_credits(c, b);
 	while (c->q.n && !frames_full(b) && c->state == PSD_CONN_OPEN &&
 	       add_queued(c, b, now))
 		;

@@ -154,6 +154,10 @@ static int parse_body(struct cursor *c, struct psd_frame *f)
 	case PSD_FRAME_MAX_DATA:
 		f->max_data = get_varint(c);
 		return c->bad ? -EBADMSG : 0;
+	case PSD_FRAME_MAX_REQUEST_DATA:
+		f->max_req.request_id = get_varint(c);
+		f->max_req.maximum = get_varint(c);
+		return c->bad ? -EBADMSG : 0;
 	case PSD_FRAME_CLOSE:
 		return parse_close(c, &f->close);
 	}
@@ -326,6 +330,10 @@ static void put_frame(struct writer *w, const struct psd_frame *f)
 	case PSD_FRAME_MAX_DATA:
 		put_varint(w, f->max_data);
 		break;
+	case PSD_FRAME_MAX_REQUEST_DATA:
+		put_varint(w, f->max_req.request_id);
+		put_varint(w, f->max_req.maximum);
+		break;
 	case PSD_FRAME_CLOSE:
 		put_close(w, &f->close);
 		break;
@@ -382,6 +390,7 @@ const char *psd_frame_name(enum psd_frame_type type)
 	case PSD_FRAME_CANCEL: return "CANCEL";
 	case PSD_FRAME_NOT_FOUND: return "NOT_FOUND";
 	case PSD_FRAME_MAX_DATA: return "MAX_DATA";
+	case PSD_FRAME_MAX_REQUEST_DATA: return "MAX_REQUEST_DATA";
 	case PSD_FRAME_CLOSE: return "CLOSE";
 	}
 	return "unknown";

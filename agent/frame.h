@@ -14,6 +14,7 @@
  *   CANCEL    0x12 request_id
  *   NOT_FOUND 0x13 request_id
  *   MAX_DATA  0x14 maximum               (connection-wide DATA byte credit)
+ *   MAX_REQUEST_DATA 0x15 request_id maximum (a request's DATA end credit)
  *   CLOSE     0x1c code reason_len reason[reason_len]
  *
  * The parser checks every varint, length and sum against the bytes given
@@ -36,6 +37,7 @@ enum psd_frame_type {
 	PSD_FRAME_CANCEL = 0x12,
 	PSD_FRAME_NOT_FOUND = 0x13,
 	PSD_FRAME_MAX_DATA = 0x14,
+	PSD_FRAME_MAX_REQUEST_DATA = 0x15,
 	PSD_FRAME_CLOSE = 0x1c,
 };
 
@@ -89,6 +91,12 @@ struct psd_frame_data {
 	const uint8_t *bytes;			/* points into the packet */
 };
 
+/* DATA of request_id may reach (not include) absolute offset maximum. */
+struct psd_frame_max_req {
+	uint64_t request_id;
+	uint64_t maximum;
+};
+
 struct psd_frame_close {
 	uint64_t code;
 	size_t reason_len;
@@ -104,6 +112,7 @@ struct psd_frame {
 		struct psd_frame_close close;
 		uint64_t request_id;		/* CANCEL, NOT_FOUND */
 		uint64_t max_data;		/* MAX_DATA */
+		struct psd_frame_max_req max_req; /* MAX_REQUEST_DATA */
 		size_t padding_len;		/* PADDING */
 	};
 };

@@ -9,6 +9,7 @@
 
 #include <sodium.h>
 
+#include "fdio.h"
 #include "identity.h"
 #include "origin.h"
 
@@ -53,21 +54,6 @@ void psd_pubkey_format(const uint8_t pk[PSD_PUBKEY_LEN],
 }
 
 /* ---- saving ------------------------------------------------------------ */
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* The new name must survive a crash too, not only the file's data. */
 static int fsync_parent(const char *path)
@@ -116,7 +102,7 @@ static int fill_new_file(int fd, const struct psd_identity *id)
 	if (fchmod(fd, 0600) < 0)
 		return -errno;
 	encode_file(id, text);
-	r = write_all(fd, text, PSD_IDENTITY_FILE_LEN);
+	r = psd_write_full(fd, text, PSD_IDENTITY_FILE_LEN);
 	sodium_memzero(text, sizeof(text));
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
@@ -210,20 +196,13 @@ static int check_key_file(int fd, const char *path, char *err,
 /* Reads exactly the checked size: the file may not change under us. */
 static int read_key_text(int fd, char text[PSD_IDENTITY_FILE_LEN + 1])
 {
-	size_t got = 0;
+	size_t got;
+	int r;
 
 	/* One byte more than expected, to notice a file that grew. */
-	while (got <= PSD_IDENTITY_FILE_LEN) {
-		ssize_t n = read(fd, text + got, PSD_IDENTITY_FILE_LEN + 1 - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
+	r = psd_read_full(fd, text, PSD_IDENTITY_FILE_LEN + 1, &got);
+	if (r)
+		return r;
 	return got == PSD_IDENTITY_FILE_LEN ? 0 : -EINVAL;
 }
 

@@ -24,7 +24,7 @@ struct psd_origins {
 	size_t n;
 };
 
-static int hex_nibble(char c)
+int psd_hex_nibble(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -44,7 +44,8 @@ int psd_hex_id_parse(const char *s, size_t len,
 	if (len != PSD_SNAPSHOT_HEX_LEN)
 		return -EINVAL;
 	for (i = 0; i < PEERSNAP_SNAPSHOT_ID_LEN; i++) {
-		int hi = hex_nibble(s[2 * i]), lo = hex_nibble(s[2 * i + 1]);
+		int hi = psd_hex_nibble(s[2 * i]);
+		int lo = psd_hex_nibble(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
@@ -67,13 +68,12 @@ void psd_hex_id_format(const uint8_t id[PEERSNAP_SNAPSHOT_ID_LEN],
 	out[PSD_SNAPSHOT_HEX_LEN] = '\0';
 }
 
-/* Index of the first character that is not a hex digit, or len. */
-static size_t first_non_hex(const char *s, size_t len)
+size_t psd_hex_span(const char *s, size_t len)
 {
 	size_t i;
 
 	for (i = 0; i < len; i++)
-		if (hex_nibble(s[i]) < 0)
+		if (psd_hex_nibble(s[i]) < 0)
 			break;
 	return i;
 }
@@ -92,7 +92,7 @@ int psd_origin_arg_parse(const char *arg,
 		return -EINVAL;
 	}
 	idlen = (size_t)(eq - arg);
-	bad = first_non_hex(arg, idlen);
+	bad = psd_hex_span(arg, idlen);
 	if (bad < idlen) {
 		snprintf(err, errlen,
 			 "--origin '%s': snapshot id has a non-hex character '%c' at position %zu",

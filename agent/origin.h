@@ -17,6 +17,13 @@
 
 #define PSD_SNAPSHOT_HEX_LEN	(2 * PEERSNAP_SNAPSHOT_ID_LEN)
 
+/* The value of one hex digit (either case), or -1. */
+int psd_hex_nibble(char c);
+
+/* How many of s's first len characters are hex digits before the first
+ * that is not (len if all are). */
+size_t psd_hex_span(const char *s, size_t len);
+
 /* Parses exactly 64 hex digits (either case). -EINVAL. */
 int psd_hex_id_parse(const char *s, size_t len,
 		     uint8_t ret_id[PEERSNAP_SNAPSHOT_ID_LEN]);

@@ -141,10 +141,21 @@ static bool round_needed(const struct psd_peer *peer, uint64_t now)
 	return peer->want_session;
 }
 
+/*
+ * A responder's fresh next is confirmed within a round trip; initiating
+ * now would only start a second handshake across it.
+ */
+static bool awaiting_confirmation(const struct psd_peer *peer, uint64_t now)
+{
+	return peer->next.live &&
+	       now - peer->next.usage.birth_ns < PSD_REKEY_TIMEOUT;
+}
+
 void psd_peer_connect(struct psd_peer *peer, uint64_t now)
 {
 	peer->want_session = true;
-	if (!keypair_usable(&peer->current, now))
+	if (!keypair_usable(&peer->current, now) &&
+	    !awaiting_confirmation(peer, now))
 		begin_round(peer, now);
 }
 
@@ -174,8 +185,7 @@ int psd_peer_seal(struct psd_peer *peer, const uint8_t *payload, size_t len,
 	int err;
 
 	if (!keypair_usable(kp, now)) {
-		peer->want_session = true;
-		begin_round(peer, now);
+		psd_peer_connect(peer, now);
 		return -ENOTCONN;
 	}
 	pn_reference(pn, &largest, &any);

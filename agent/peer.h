@@ -159,8 +159,10 @@ void psd_peer_free(struct psd_peer *peer);
 void psd_peer_drop_session(struct psd_peer *peer);
 
 /*
- * Asks for a session: starts a handshake now unless one is under way or
- * keys seal already, and retries until keys exist or attempts run out.
+ * Asks for a session: starts a handshake now unless one is under way,
+ * keys seal already, or a responder's new keys (next) younger than
+ * PSD_REKEY_TIMEOUT wait for their confirmation; retries until keys exist
+ * or attempts run out.
  */
 void psd_peer_connect(struct psd_peer *peer, uint64_t now);
 

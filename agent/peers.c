@@ -246,15 +246,35 @@ int psd_peers_load(struct psd_peers *t, const struct psd_config *cfg,
 	return r;
 }
 
+bool psd_peers_under_load(const struct psd_peers *t, uint64_t now)
+{
+	return now < t->under_load_until;
+}
+
+/* Counts handshake messages per window; too many start a load period. */
+static void count_handshake(struct psd_peers *t, const uint8_t *dgram,
+			    size_t len, uint64_t now)
+{
+	if (len < 1 || (dgram[0] != PSD_MSG_INITIATION &&
+			dgram[0] != PSD_MSG_RESPONSE))
+		return;
+	if (now - t->load_window_start >= PSD_PEERS_LOAD_WINDOW) {
+		t->load_window_start = now;
+		t->load_count = 0;
+	}
+	if (++t->load_count > PSD_PEERS_LOAD_MAX)
+		t->under_load_until = now + PSD_PEERS_LOAD_HOLD;
+}
+
 int psd_peers_receive(struct psd_peers *t, const uint8_t *dgram, size_t len,
 		      const struct sockaddr *src, socklen_t src_len,
-		      bool under_load, uint8_t *out, size_t cap,
-		      size_t *ret_len, struct psd_peer **ret_peer,
-		      uint64_t now)
+		      uint8_t *out, size_t cap, size_t *ret_len,
+		      struct psd_peer **ret_peer, uint64_t now)
 {
+	count_handshake(t, dgram, len, now);
 	return psd_peer_node_receive(&t->node, dgram, len, src, src_len,
-				     under_load, out, cap, ret_len, ret_peer,
-				     now);
+				     psd_peers_under_load(t, now), out, cap,
+				     ret_len, ret_peer, now);
 }
 
 uint64_t psd_peers_next_deadline(const struct psd_peers *t)

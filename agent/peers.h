@@ -11,6 +11,12 @@
  * (256 peers, up to four connection ids each: a few microseconds at worst
  * per datagram); a hash index is for when tables grow.
  *
+ * Load: when more than PSD_PEERS_LOAD_MAX handshake messages arrive within
+ * PSD_PEERS_LOAD_WINDOW, the table is "under load" for PSD_PEERS_LOAD_HOLD:
+ * handshakes then need a valid mac2 (a cookie reply proves the source
+ * address first) and are rate-limited per source (cookie.h), so a flood
+ * costs one BLAKE2b per message, not Diffie-Hellman.
+ *
  * Addresses are kept as AF_INET6 (IPv4 as v4-mapped), the form a
  * dual-stack socket (udp.h) sends to and receives from. Names are
  * resolved once, by psd_peers_load() at startup (getaddrinfo, blocking).
@@ -27,6 +33,9 @@
 #include "peer.h"
 
 #define PSD_PEERS_MAX	PSD_CONFIG_MAX_PEERS
+#define PSD_PEERS_LOAD_WINDOW	(PSD_NS_PER_S / 8)
+#define PSD_PEERS_LOAD_MAX	64	/* handshake messages per window */
+#define PSD_PEERS_LOAD_HOLD	PSD_NS_PER_S
 
 /* What the table's user does with the peers' output. */
 struct psd_peers_io {
@@ -44,6 +53,9 @@ struct psd_peers {
 	const struct psd_peers_io *io;
 	void *io_ctx;
 	uint64_t seed;			/* retry jitter of the next peer */
+	uint64_t load_window_start;
+	unsigned int load_count;	/* handshake messages in the window */
+	uint64_t under_load_until;
 };
 
 /*
@@ -87,12 +99,14 @@ struct psd_peer *psd_peers_by_key(struct psd_peers *t,
 struct psd_peer *psd_peers_by_addr(struct psd_peers *t,
 				   const struct sockaddr *addr, socklen_t len);
 
-/* psd_peer_node_receive() on the table's node. */
+/* psd_peer_node_receive() on the table's node, under_load as above. */
 int psd_peers_receive(struct psd_peers *t, const uint8_t *dgram, size_t len,
 		      const struct sockaddr *src, socklen_t src_len,
-		      bool under_load, uint8_t *out, size_t cap,
-		      size_t *ret_len, struct psd_peer **ret_peer,
-		      uint64_t now);
+		      uint8_t *out, size_t cap, size_t *ret_len,
+		      struct psd_peer **ret_peer, uint64_t now);
+
+/* True while the table is under handshake load (at now). */
+bool psd_peers_under_load(const struct psd_peers *t, uint64_t now);
 
 /* The earliest deadline of any peer; UINT64_MAX: none. */
 uint64_t psd_peers_next_deadline(const struct psd_peers *t);

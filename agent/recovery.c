@@ -99,6 +99,16 @@ void psd_recovery_on_sent(struct psd_recovery *r, uint64_t pn, uint64_t now,
 		return;
 	if (n_frames > PSD_SENT_FRAMES_MAX)
 		n_frames = PSD_SENT_FRAMES_MAX;
+	if (r->bytes_in_flight == 0) {
+		/* Idle until now: the next interval starts here, not at the
+		 * last ACK (an idle gap is not slow delivery). */
+		r->first_sent_time = now;
+		r->delivered_time = now;
+	}
+	p->delivered = r->delivered;
+	p->delivered_time = r->delivered_time;
+	p->first_sent_time = r->first_sent_time;
+	p->app_limited = r->app_limited_until != 0;
 	p->time_sent = now;
 	p->bytes = (uint16_t)bytes;
 	p->state = SLOT_SENT;
@@ -259,6 +269,22 @@ static bool was_skipped(const struct psd_recovery *r, uint64_t lo, uint64_t hi,
 	return false;
 }
 
+/* Keeps in rs the delivery state of the newest packet acknowledged. */
+static void rate_track(struct psd_recovery *r, const struct psd_sent_pkt *p,
+		       struct psd_rate_sample *rs, uint64_t *ret_prior_time,
+		       uint64_t *ret_send_elapsed)
+{
+	r->delivered += p->bytes;
+	rs->acked += p->bytes;
+	if (rs->acked != p->bytes && p->delivered < rs->prior_delivered)
+		return;
+	rs->prior_delivered = p->delivered;
+	rs->app_limited = p->app_limited;
+	*ret_prior_time = p->delivered_time;
+	*ret_send_elapsed = p->time_sent - p->first_sent_time;
+	r->first_sent_time = p->time_sent;
+}
+
 static void mark_acked(struct psd_recovery *r, struct psd_sent_pkt *p,
 		       uint64_t now)
 {
@@ -325,9 +351,40 @@ static void detect_spurious(struct psd_recovery *r,
 	}
 }
 
+void psd_recovery_on_app_limited(struct psd_recovery *r)
+{
+	uint64_t until = r->delivered + r->bytes_in_flight;
+
+	r->app_limited_until = until ? until : 1;
+}
+
+/*
+ * Completes the rate sample of an ACK: the interval is the longer of the
+ * send and ACK intervals, and one shorter than the minimum RTT is not
+ * trusted (ACK compression).
+ */
+static void rate_finish(struct psd_recovery *r, struct psd_rate_sample *rs,
+			uint64_t now, uint64_t prior_time,
+			uint64_t send_elapsed)
+{
+	uint64_t ack_elapsed = now - prior_time;
+
+	r->delivered_time = now;
+	if (r->app_limited_until && r->delivered > r->app_limited_until)
+		r->app_limited_until = 0;
+	rs->total_delivered = r->delivered;
+	rs->delivered = r->delivered - rs->prior_delivered;
+	rs->bytes_in_flight = r->bytes_in_flight;
+	rs->interval = send_elapsed > ack_elapsed ? send_elapsed : ack_elapsed;
+	if (r->have_rtt && rs->interval < r->rtt.min)
+		rs->interval = 0;
+}
+
 int psd_recovery_on_ack(struct psd_recovery *r, const struct psd_frame_ack *a,
 			uint64_t now, uint64_t *ret_bad_pn)
 {
+	struct psd_rate_sample rs = { 0 };
+	uint64_t prior_time = now, send_elapsed = 0;
 	struct psd_sent_pkt *largest;
 	unsigned int i;
 	int newly = 0;
@@ -338,14 +395,18 @@ int psd_recovery_on_ack(struct psd_recovery *r, const struct psd_frame_ack *a,
 	detect_spurious(r, a);
 	largest = slot(r, a->r[0].hi);
 	if (a->r[0].hi >= r->base && largest->state == SLOT_SENT &&
-	    now >= largest->time_sent)
+	    now >= largest->time_sent) {
 		update_rtt(r, now - largest->time_sent,
 			   a->ack_delay_us * 1000, now);
+		rs.rtt = r->rtt.latest;
+	}
 	for (i = 0; i < a->n_ranges; i++) {
 		for (pn = a->r[i].lo > r->base ? a->r[i].lo : r->base;
 		     pn <= a->r[i].hi; pn++) {
 			if (slot(r, pn)->state != SLOT_SENT)
 				continue;
+			rate_track(r, slot(r, pn), &rs, &prior_time,
+				   &send_elapsed);
 			mark_acked(r, slot(r, pn), now);
 			newly++;
 		}
@@ -356,6 +417,9 @@ int psd_recovery_on_ack(struct psd_recovery *r, const struct psd_frame_ack *a,
 	if (newly) {
 		detect_lost(r, now);
 		r->pto_count = 0;
+		rate_finish(r, &rs, now, prior_time, send_elapsed);
+		if (r->cc->ops->on_rate_sample)
+			r->cc->ops->on_rate_sample(r->cc, now, &rs);
 	}
 	advance_base(r);
 	return newly;

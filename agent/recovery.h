@@ -61,6 +61,9 @@ struct psd_sent_frame {
 
 struct psd_sent_pkt {
 	uint64_t time_sent;
+	/* Delivery-rate state when it left (struct psd_rate_sample). */
+	uint64_t delivered, delivered_time, first_sent_time;
+	bool app_limited;
 	uint16_t bytes;
 	uint8_t state;			/* enum in recovery.c */
 	bool ack_eliciting;
@@ -87,6 +90,11 @@ struct psd_recovery {
 	uint64_t last_ack_eliciting_sent;
 	uint64_t bytes_in_flight;
 	unsigned int ack_eliciting_in_flight;
+	/* Delivery-rate estimation: bytes acked so far and when, the send
+	 * time of the newest packet acked, and the delivered count until
+	 * which samples are application-limited. */
+	uint64_t delivered, delivered_time, first_sent_time;
+	uint64_t app_limited_until;
 	unsigned int pkt_threshold;	/* starts at 3 */
 	unsigned int time_threshold;	/* eighths of the RTT, starts at 9 */
 	/* Recently lost: number and the largest acked when declared. */
@@ -129,6 +137,13 @@ void psd_recovery_on_sent(struct psd_recovery *r, uint64_t pn, uint64_t now,
 			  size_t bytes, bool ack_eliciting,
 			  const struct psd_sent_frame *frames,
 			  unsigned int n_frames);
+
+/*
+ * The sender has nothing to send and room in the window: rate samples of
+ * packets sent from now until they are acknowledged are marked
+ * application-limited (they measure the sender, not the path).
+ */
+void psd_recovery_on_app_limited(struct psd_recovery *r);
 
 /*
  * Processes an ACK frame received at now. Returns the number of packets

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,17 +352,6 @@ const struct psd_store_snapshot *psd_store_get(const struct psd_store *s,
 	return find_snap(s, id);
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool id_has_prefix(const uint8_t id[PSD_HASH_LEN], const char *hex,
 			  size_t len)
 {
@@ -370,7 +360,7 @@ static bool id_has_prefix(const uint8_t id[PSD_HASH_LEN], const char *hex,
 	for (i = 0; i < len; i++) {
 		int nib = i % 2 ? id[i / 2] & 0xf : id[i / 2] >> 4;
 
-		if (nib != hex_digit(hex[i]))
+		if (nib != psd_hex_nibble(hex[i]))
 			return false;
 	}
 	return true;
@@ -384,9 +374,8 @@ int psd_store_lookup(const struct psd_store *s, const char *hex, size_t len,
 
 	if (len < PSD_STORE_PREFIX_MIN || len > PSD_SNAPSHOT_HEX_LEN)
 		return -EINVAL;
-	for (i = 0; i < len; i++)
-		if (hex_digit(hex[i]) < 0)
-			return -EINVAL;
+	if (psd_hex_span(hex, len) != len)
+		return -EINVAL;
 	for (i = 0; i < s->n_snaps; i++) {
 		if (!id_has_prefix(s->snaps[i]->m->id, hex, len))
 			continue;
@@ -523,6 +512,25 @@ const struct psd_manifest *psd_store_add_manifest(
 	return a->m;
 }
 
+/* A file of the add could not be written: why, in err (may be NULL). */
+static int add_write_error(struct psd_mf_err *err, int r, const char *fmt,
+			   ...) __attribute__((format(printf, 3, 4)));
+
+static int add_write_error(struct psd_mf_err *err, int r, const char *fmt,
+			   ...)
+{
+	char what[96];
+	va_list ap;
+
+	if (!err)
+		return r;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(err->msg, sizeof(err->msg), "%s: %s", what, strerror(-r));
+	return r;
+}
+
 bool psd_store_add_needs(const struct psd_store_add *a, uint32_t k)
 {
 	return k < a->m->geo.index_count && !a->have[k];
@@ -541,13 +549,9 @@ int psd_store_add_index(struct psd_store_add *a, uint32_t k,
 	hex_name(a->m->index_hashes[k], name);
 	/* The directory is fsync'ed once, before the manifest is written. */
 	r = psd_file_write_atomic(a->s->dfd[DIR_INDEX], name, buf, len, false);
-	if (r < 0) {
-		if (err)
-			snprintf(err->msg, sizeof(err->msg),
-				 "index chunk %u: cannot store it: %s", k,
-				 strerror(-r));
-		return r;
-	}
+	if (r < 0)
+		return add_write_error(err, r, "index chunk %u: cannot store it",
+				       k);
 	a->s->stats.index_chunks_stored++;
 	/* Identical index chunks elsewhere in the list are stored too. */
 	for (j = 0; j < a->m->geo.index_count; j++)
@@ -591,13 +595,8 @@ static int add_finish(struct psd_store_add *a,
 	hex_name(a->m->id, name);
 	r = psd_file_write_atomic(s->dfd[DIR_MANIFESTS], name, a->m->raw,
 				  a->m->raw_len, true);
-	if (r < 0) {
-		if (err)
-			snprintf(err->msg, sizeof(err->msg),
-				 "cannot store manifest %s: %s", name,
-				 strerror(-r));
-		return r;
-	}
+	if (r < 0)
+		return add_write_error(err, r, "cannot store manifest %s", name);
 	r = snap_append(s, a->m, ret);
 	a->m = NULL;
 	return r;

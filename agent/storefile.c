@@ -10,28 +10,12 @@
 #include <unistd.h>
 
 #include "chunkhash.h"
+#include "fdio.h"
 #include "storefile.h"
 
 #define REC_MAGIC	"PSDREC01"
 #define REC_MAGIC_LEN	8
 #define REC_HDR_LEN	(REC_MAGIC_LEN + 4)
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 bool psd_file_is_temp(const char *name)
 {
@@ -52,7 +36,7 @@ int psd_file_write_atomic(int dirfd, const char *name, const void *buf,
 		    0600);
 	if (fd < 0)
 		return -errno;
-	r = write_all(fd, buf, len);
+	r = psd_write_full(fd, buf, len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)
@@ -85,17 +69,11 @@ int psd_file_read(int dirfd, const char *name, size_t max,
 		return -EFBIG;
 	}
 	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-	while (buf && len < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO;
-			break;
-		}
-		len += (size_t)n;
-	}
+	if (buf)
+		r = psd_read_full(fd, buf, (size_t)st.st_size, &len);
+	/* The file shrank under us. */
+	if (!r && len < (size_t)st.st_size)
+		r = -EIO;
 	close(fd);
 	if (!buf)
 		return -ENOMEM;

@@ -12,6 +12,7 @@
 #ifndef PSC_CLI_H
 #define PSC_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -65,6 +66,17 @@ void cli_print_help(const struct cli_verb *v, FILE *out);
 int cli_common_option(struct cli_ctx *ctx, const struct cli_verb *v, int c);
 
 /*
+ * getopt_long() over a verb's options (opts with CLI_COMMON_OPTIONS,
+ * shortopts starting with CLI_COMMON_SHORT), the common ones handled
+ * here. Returns the next option of the verb's own, or -1 when there is
+ * none: *status is then -1 at the end of the options (go on) or the exit
+ * status (help printed, or a usage error).
+ */
+int cli_next_option(struct cli_ctx *ctx, const struct cli_verb *v,
+		    int argc, char **argv, const char *shortopts,
+		    const struct option *opts, int *status);
+
+/*
  * Checks the positional arguments left after getopt: exactly n, named by
  * names[] in the messages ("missing NAME", "unexpected argument 'x'").
  */
@@ -78,6 +90,14 @@ int cli_positionals(const struct cli_verb *v, int argc, char **argv,
  */
 int cli_parse_plain(struct cli_ctx *ctx, const struct cli_verb *v,
 		    int argc, char **argv, int n, const char *const names[]);
+
+/*
+ * Checks of the arguments several verbs take; a usage error that quotes
+ * the argument, or -1 to go on. A snapshot ID: 8 to 64 hex digits. The
+ * --name of a new snapshot: given, 1 to PSD_MANIFEST_NAME_MAX bytes.
+ */
+int cli_check_snapshot_id(const struct cli_verb *v, const char *id);
+int cli_check_snapshot_name(const struct cli_verb *v, const char *name);
 
 /* Loads the configuration once (--config, or the default file if it
  * exists, else defaults). Prints the reason on failure: -EINVAL for a bad

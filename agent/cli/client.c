@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "fdio.h"
 
 static int fail(struct cli_client *c, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -24,37 +25,13 @@ static int fail(struct cli_client *c, int err, const char *fmt, ...)
 	return err;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* -EPIPE at the end of the stream: the daemon closed the connection. */
 static int read_all(int fd, uint8_t *p, size_t len)
 {
-	while (len) {
-		ssize_t n = read(fd, p, len);
+	size_t got;
+	int r = psd_read_full(fd, p, len, &got);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EPIPE;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return r ? r : got < len ? -EPIPE : 0;
 }
 
 static int ensure_in(struct cli_client *c, size_t len)
@@ -126,7 +103,7 @@ int cli_client_call(struct cli_client *c, struct psd_ctl_msg *ret)
 	if (r)
 		return fail(c, r, "cannot build the %s request: %s",
 			    psd_ctl_type_name(type), strerror(-r));
-	r = write_all(c->fd, c->req.p, c->req.len);
+	r = psd_send_full(c->fd, c->req.p, c->req.len);
 	if (r)
 		return fail(c, r, "writing to peersnapd: %s", strerror(-r));
 	r = read_frame(c, &len);
@@ -209,6 +186,17 @@ int cli_client_open(struct cli_ctx *ctx, struct cli_client *c)
 		return CLI_FAIL;
 	}
 	return CLI_OK;
+}
+
+int cli_client_open_plain(struct cli_ctx *ctx, const struct cli_verb *v,
+			  int argc, char **argv, struct cli_client *c)
+{
+	int r = cli_parse_plain(ctx, v, argc, argv, 0, NULL);
+
+	if (r >= 0)
+		return r;
+	r = cli_client_open(ctx, c);
+	return r ? r : -1;
 }
 
 void cli_client_close(struct cli_client *c)

@@ -34,6 +34,14 @@ struct cli_client {
 int cli_client_open(struct cli_ctx *ctx, struct cli_client *c);
 void cli_client_close(struct cli_client *c);
 
+/*
+ * The start of a verb without options or arguments of its own that asks
+ * the daemon: cli_parse_plain(), then cli_client_open(). -1 with c open
+ * to go on, else the exit status.
+ */
+int cli_client_open_plain(struct cli_ctx *ctx, const struct cli_verb *v,
+			  int argc, char **argv, struct cli_client *c);
+
 /* Starts a request of this type in c->req; add attributes with
  * psd_ctl_put_*(&c->req, ...), then cli_client_call(). */
 void cli_client_begin(struct cli_client *c, uint16_t type);

@@ -60,28 +60,19 @@ static int parse_args(struct cli_ctx *ctx, const struct cli_verb *v,
 		{}
 	};
 	static const char *const names[] = { "NAME" };
-	int c, r;
+	int r;
 
-	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "n:", opts,
-				NULL)) != -1) {
-		if (c == 'n') {
-			a->name = optarg;
-			continue;
-		}
-		r = cli_common_option(ctx, v, c);
-		if (r >= 0)
-			return r;
-	}
+	/* --name is its only option. */
+	while (cli_next_option(ctx, v, argc, argv, CLI_COMMON_SHORT "n:",
+			       opts, &r) != -1)
+		a->name = optarg;
+	if (r >= 0)
+		return r;
 	r = cli_positionals(v, argc - optind, argv + optind, 1, names);
 	if (r)
 		return r;
 	a->dev = argv[optind];
-	if (!a->name)
-		return cli_usage_error(v, "missing --name");
-	if (!*a->name || strlen(a->name) > PSD_MANIFEST_NAME_MAX)
-		return cli_usage_error(v, "--name '%s': expected 1 to %d bytes",
-				       a->name, PSD_MANIFEST_NAME_MAX);
-	return -1;
+	return cli_check_snapshot_name(v, a->name);
 }
 
 static int find_device(const char *name, struct cli_kdev *ret)
@@ -263,18 +254,12 @@ static void print_result(const struct cli_ctx *ctx, const struct commit *cm,
 			(unsigned long long)cm->b.geo.chunk_count);
 		return;
 	}
-	cli_json_init(&j, stdout);
-	cli_json_begin_object(&j);
-	cli_json_key(&j, "id");
-	cli_json_string(&j, hex);
-	cli_json_key(&j, "parent");
-	cli_json_string(&j, parent);
-	cli_json_key(&j, "chunk_count");
-	cli_json_u64(&j, cm->b.geo.chunk_count);
-	cli_json_key(&j, "hashed");
-	cli_json_u64(&j, cm->hashed);
-	cli_json_end_object(&j);
-	cli_json_finish(&j);
+	cli_json_start_object(&j, stdout);
+	cli_json_key_string(&j, "id", hex);
+	cli_json_key_string(&j, "parent", parent);
+	cli_json_key_u64(&j, "chunk_count", cm->b.geo.chunk_count);
+	cli_json_key_u64(&j, "hashed", cm->hashed);
+	cli_json_finish_object(&j);
 }
 
 static int build(struct cli_ctx *ctx, struct cli_client *c,

@@ -57,8 +57,9 @@ static int parse_device_args(struct cli_ctx *ctx, const struct cli_verb *v,
 	static const char *const names[] = { "ID", "NAME" };
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "m:C:r", opts,
-				NULL)) != -1) {
+	while ((c = cli_next_option(ctx, v, argc, argv,
+				    CLI_COMMON_SHORT "m:C:r", opts,
+				    &r)) != -1) {
 		switch (c) {
 		case 'm':
 			a->metadata = optarg;
@@ -72,22 +73,19 @@ static int parse_device_args(struct cli_ctx *ctx, const struct cli_verb *v,
 					"--read-only: only attach takes it");
 			a->read_only = true;
 			break;
-		default:
-			r = cli_common_option(ctx, v, c);
-			if (r >= 0)
-				return r;
 		}
 	}
+	if (r >= 0)
+		return r;
 	r = cli_positionals(v, argc - optind, argv + optind, attach ? 2 : 1,
 			    names);
 	if (r)
 		return r;
 	a->id = argv[optind];
 	a->name = attach ? argv[optind + 1] : NULL;
-	if (cli_check_id_arg(a->id))
-		return cli_usage_error(v,
-			"bad snapshot id '%s': expected 8 to 64 hex digits",
-			a->id);
+	r = cli_check_snapshot_id(v, a->id);
+	if (r >= 0)
+		return r;
 	if (!a->metadata)
 		return cli_usage_error(v, "missing --metadata DEV");
 	if (!a->cache)
@@ -100,22 +98,55 @@ static int parse_device_args(struct cli_ctx *ctx, const struct cli_verb *v,
 	return -1;
 }
 
-static int table_line(struct cli_client *c, const struct device_args *a,
-		      struct psd_manifest **ret_m, char *line, size_t cap)
+/* What table and attach start from: the snapshot and its table line. */
+struct device_table {
+	struct device_args a;
+	struct cli_client c;
+	struct psd_manifest *m;
+	char line[TABLE_MAX];
+};
+
+static int table_line(struct device_table *t)
 {
 	int r;
 
-	r = cli_remote_manifest(c, a->id, NULL, ret_m);
+	r = cli_remote_manifest(&t->c, t->a.id, NULL, &t->m);
 	if (r) {
-		cli_error("%s", c->err);
+		cli_error("%s", t->c.err);
 		return r;
 	}
-	r = cli_format_table(line, cap, *ret_m, a->metadata, a->cache);
+	r = cli_format_table(t->line, sizeof(t->line), t->m, t->a.metadata,
+			     t->a.cache);
 	if (r) {
 		cli_error("device paths too long");
-		psd_manifest_free(*ret_m);
+		psd_manifest_free(t->m);
 	}
 	return r;
+}
+
+/*
+ * Parses the arguments and asks peersnapd for the snapshot's manifest
+ * and table line. -1 to go on, with t->c open and t->m to free; else the
+ * exit status.
+ */
+static int device_table_open(struct cli_ctx *ctx, const struct cli_verb *v,
+			     int argc, char **argv, bool attach,
+			     struct device_table *t)
+{
+	int r;
+
+	r = parse_device_args(ctx, v, argc, argv, &t->a, attach);
+	if (r >= 0)
+		return r;
+	r = cli_client_open(ctx, &t->c);
+	if (r)
+		return r;
+	r = table_line(t);
+	if (r) {
+		cli_client_close(&t->c);
+		return CLI_FAIL;
+	}
+	return -1;
 }
 
 /* ---- table ------------------------------------------------------------- */
@@ -123,36 +154,26 @@ static int table_line(struct cli_client *c, const struct device_args *a,
 static int table_run(struct cli_ctx *ctx, const struct cli_verb *v,
 		     int argc, char **argv)
 {
-	struct device_args a = {};
-	struct psd_manifest *m;
-	struct cli_client c;
-	char line[TABLE_MAX];
+	struct device_table t = {};
+	const struct psd_geometry *g;
 	struct cli_json j;
 	int r;
 
-	r = parse_device_args(ctx, v, argc, argv, &a, false);
+	r = device_table_open(ctx, v, argc, argv, false, &t);
 	if (r >= 0)
 		return r;
-	r = cli_client_open(ctx, &c);
-	if (r)
-		return r;
-	r = table_line(&c, &a, &m, line, sizeof(line));
-	cli_client_close(&c);
-	if (r)
-		return CLI_FAIL;
+	cli_client_close(&t.c);
+	g = &t.m->geo;
 	if (ctx->json) {
-		cli_json_init(&j, stdout);
-		cli_json_begin_object(&j);
-		cli_json_key(&j, "table");
-		cli_json_string(&j, line);
-		cli_json_key(&j, "sectors");
-		cli_json_u64(&j, m->geo.chunk_count * (m->geo.chunk_size / 512));
-		cli_json_end_object(&j);
-		cli_json_finish(&j);
+		cli_json_start_object(&j, stdout);
+		cli_json_key_string(&j, "table", t.line);
+		cli_json_key_u64(&j, "sectors",
+				 g->chunk_count * (g->chunk_size / 512));
+		cli_json_finish_object(&j);
 	} else {
-		printf("%s\n", line);
+		printf("%s\n", t.line);
 	}
-	psd_manifest_free(m);
+	psd_manifest_free(t.m);
 	return CLI_OK;
 }
 
@@ -248,7 +269,7 @@ static void print_attached(const struct cli_ctx *ctx,
 			   const struct device_args *a,
 			   const struct psd_manifest *m)
 {
-	char hex[PSD_SNAPSHOT_HEX_LEN + 1], path[PATH_MAX];
+	char path[PATH_MAX];
 	struct cli_json j;
 
 	snprintf(path, sizeof(path), CLI_DM_DIR "/%s", a->name);
@@ -256,44 +277,29 @@ static void print_attached(const struct cli_ctx *ctx,
 		printf("%s\n", path);
 		return;
 	}
-	psd_hex_id_format(m->id, hex);
-	cli_json_init(&j, stdout);
-	cli_json_begin_object(&j);
-	cli_json_key(&j, "name");
-	cli_json_string(&j, a->name);
-	cli_json_key(&j, "path");
-	cli_json_string(&j, path);
-	cli_json_key(&j, "id");
-	cli_json_string(&j, hex);
-	cli_json_end_object(&j);
-	cli_json_finish(&j);
+	cli_json_start_object(&j, stdout);
+	cli_json_key_string(&j, "name", a->name);
+	cli_json_key_string(&j, "path", path);
+	cli_json_key_id(&j, "id", m->id);
+	cli_json_finish_object(&j);
 }
 
 static int attach_run(struct cli_ctx *ctx, const struct cli_verb *v,
 		      int argc, char **argv)
 {
-	struct device_args a = {};
-	struct psd_manifest *m;
-	struct cli_client c;
-	char line[TABLE_MAX];
+	struct device_table t = {};
 	int r;
 
-	r = parse_device_args(ctx, v, argc, argv, &a, true);
+	r = device_table_open(ctx, v, argc, argv, true, &t);
 	if (r >= 0)
 		return r;
-	r = cli_client_open(ctx, &c);
-	if (r)
-		return r;
-	r = table_line(&c, &a, &m, line, sizeof(line));
-	if (!r) {
-		r = check_cache(a.cache, m);
-		if (!r)
-			r = attach_device(&c, &a, m, line);
-		if (!r)
-			print_attached(ctx, &a, m);
-		psd_manifest_free(m);
-	}
-	cli_client_close(&c);
+	r = check_cache(t.a.cache, t.m);
+	if (!r)
+		r = attach_device(&t.c, &t.a, t.m, t.line);
+	if (!r)
+		print_attached(ctx, &t.a, t.m);
+	psd_manifest_free(t.m);
+	cli_client_close(&t.c);
 	return r ? CLI_FAIL : CLI_OK;
 }
 
@@ -481,16 +487,11 @@ static int hydrate_run(struct cli_ctx *ctx, const struct cli_verb *v,
 	if (wait_hydrated(name, &s))
 		return CLI_FAIL;
 	if (ctx->json) {
-		cli_json_init(&j, stdout);
-		cli_json_begin_object(&j);
-		cli_json_key(&j, "name");
-		cli_json_string(&j, name);
-		cli_json_key(&j, "chunks");
-		cli_json_u64(&j, s.total);
-		cli_json_key(&j, "fetched");
-		cli_json_u64(&j, s.fetched);
-		cli_json_end_object(&j);
-		cli_json_finish(&j);
+		cli_json_start_object(&j, stdout);
+		cli_json_key_string(&j, "name", name);
+		cli_json_key_u64(&j, "chunks", s.total);
+		cli_json_key_u64(&j, "fetched", s.fetched);
+		cli_json_finish_object(&j);
 	} else {
 		fprintf(stderr, "peersnap: %s: all %llu chunks present\n", name,
 			(unsigned long long)s.total);

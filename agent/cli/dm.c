@@ -109,9 +109,10 @@ static int run_with_node(struct dm_task *t)
 	return r;
 }
 
-static int create_empty(const char *name)
+/* A task that takes nothing but the name (create empty, resume). */
+static int run_named(int type, const char *name)
 {
-	struct dm_task *t = task_new(DM_DEVICE_CREATE, name);
+	struct dm_task *t = task_new(type, name);
 	int r;
 
 	if (!t)
@@ -138,18 +139,6 @@ static int load(const char *name, uint64_t sectors, const char *type,
 	return r;
 }
 
-static int resume(const char *name)
-{
-	struct dm_task *t = task_new(DM_DEVICE_RESUME, name);
-	int r;
-
-	if (!t)
-		return -ENOMEM;
-	r = run_with_node(t);
-	dm_task_destroy(t);
-	return r;
-}
-
 /* Create, load, resume: as dmsetup, but one step at a time so that each
  * failure has its own errno and is undone. */
 int cli_dm_create(const char *name, uint64_t sectors, const char *type,
@@ -157,12 +146,12 @@ int cli_dm_create(const char *name, uint64_t sectors, const char *type,
 {
 	int r;
 
-	r = create_empty(name);
+	r = run_named(DM_DEVICE_CREATE, name);
 	if (r)
 		return r;
 	r = load(name, sectors, type, params, read_only);
 	if (!r)
-		r = resume(name);
+		r = run_named(DM_DEVICE_RESUME, name);
 	if (!r)
 		r = make_node(name);
 	if (r)

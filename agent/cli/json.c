@@ -3,6 +3,7 @@
 #include <inttypes.h>
 
 #include "json.h"
+#include "origin.h"
 
 void cli_json_write_string(FILE *f, const char *s)
 {
@@ -133,4 +134,41 @@ void cli_json_null(struct cli_json *j)
 void cli_json_finish(struct cli_json *j)
 {
 	fputc('\n', j->f);
+}
+
+void cli_json_start_object(struct cli_json *j, FILE *f)
+{
+	cli_json_init(j, f);
+	cli_json_begin_object(j);
+}
+
+void cli_json_finish_object(struct cli_json *j)
+{
+	cli_json_end_object(j);
+	cli_json_finish(j);
+}
+
+void cli_json_key_string(struct cli_json *j, const char *key, const char *s)
+{
+	cli_json_key(j, key);
+	cli_json_string(j, s);
+}
+
+void cli_json_key_u64(struct cli_json *j, const char *key, uint64_t v)
+{
+	cli_json_key(j, key);
+	cli_json_u64(j, v);
+}
+
+void cli_json_key_id(struct cli_json *j, const char *key, const uint8_t *id)
+{
+	char hex[PSD_SNAPSHOT_HEX_LEN + 1];
+
+	cli_json_key(j, key);
+	if (!id) {
+		cli_json_null(j);
+		return;
+	}
+	psd_hex_id_format(id, hex);
+	cli_json_string(j, hex);
 }

@@ -46,4 +46,15 @@ void cli_json_null(struct cli_json *j);
 /* A newline after the top-level value. */
 void cli_json_finish(struct cli_json *j);
 
+/* Most verbs print one object: cli_json_init() and its '{'; its '}' and
+ * cli_json_finish(). */
+void cli_json_start_object(struct cli_json *j, FILE *f);
+void cli_json_finish_object(struct cli_json *j);
+
+/* An object member: cli_json_key() and its value. */
+void cli_json_key_string(struct cli_json *j, const char *key, const char *s);
+void cli_json_key_u64(struct cli_json *j, const char *key, uint64_t v);
+/* A snapshot id or public key as 64 hex digits; null without one. */
+void cli_json_key_id(struct cli_json *j, const char *key, const uint8_t *id);
+
 #endif /* PSC_JSON_H */

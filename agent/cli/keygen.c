@@ -41,14 +41,10 @@ static void print_key(const struct cli_ctx *ctx, const char *path,
 		fprintf(stderr, "peersnap: identity written to %s\n", path);
 		return;
 	}
-	cli_json_init(&j, stdout);
-	cli_json_begin_object(&j);
-	cli_json_key(&j, "path");
-	cli_json_string(&j, path);
-	cli_json_key(&j, "public_key");
-	cli_json_string(&j, hex);
-	cli_json_end_object(&j);
-	cli_json_finish(&j);
+	cli_json_start_object(&j, stdout);
+	cli_json_key_string(&j, "path", path);
+	cli_json_key_string(&j, "public_key", hex);
+	cli_json_finish_object(&j);
 }
 
 static int keygen_run(struct cli_ctx *ctx, const struct cli_verb *v,

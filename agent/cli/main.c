@@ -13,6 +13,8 @@
 
 #include "chunkhash.h"
 #include "cli.h"
+#include "manifest.h"
+#include "parse.h"
 
 static const struct cli_verb *const verbs[] = {
 	&cli_verb_keygen,  &cli_verb_publish, &cli_verb_ls,
@@ -74,6 +76,24 @@ int cli_common_option(struct cli_ctx *ctx, const struct cli_verb *v, int c)
 	}
 }
 
+int cli_next_option(struct cli_ctx *ctx, const struct cli_verb *v,
+		    int argc, char **argv, const char *shortopts,
+		    const struct option *opts, int *status)
+{
+	int c;
+
+	*status = -1;
+	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+		/* '?': getopt_long found a bad option and said so. */
+		if (c != '?' && !strchr(CLI_COMMON_SHORT, c))
+			return c;
+		*status = cli_common_option(ctx, v, c);
+		if (*status >= 0)
+			return -1;
+	}
+	return -1;
+}
+
 int cli_positionals(const struct cli_verb *v, int argc, char **argv,
 		    int n, const char *const names[])
 {
@@ -88,15 +108,33 @@ int cli_parse_plain(struct cli_ctx *ctx, const struct cli_verb *v,
 		    int argc, char **argv, int n, const char *const names[])
 {
 	static const struct option opts[] = { CLI_COMMON_OPTIONS, {} };
-	int c, r;
+	int r;
 
-	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1) {
-		r = cli_common_option(ctx, v, c);
-		if (r >= 0)
-			return r;
-	}
+	/* No option of its own: the helper returns none. */
+	cli_next_option(ctx, v, argc, argv, CLI_COMMON_SHORT, opts, &r);
+	if (r >= 0)
+		return r;
 	r = cli_positionals(v, argc - optind, argv + optind, n, names);
 	return r ? r : -1;
+}
+
+int cli_check_snapshot_id(const struct cli_verb *v, const char *id)
+{
+	if (cli_check_id_arg(id))
+		return cli_usage_error(v,
+			"bad snapshot id '%s': expected 8 to 64 hex digits",
+			id);
+	return -1;
+}
+
+int cli_check_snapshot_name(const struct cli_verb *v, const char *name)
+{
+	if (!name)
+		return cli_usage_error(v, "missing --name");
+	if (!*name || strlen(name) > PSD_MANIFEST_NAME_MAX)
+		return cli_usage_error(v, "--name '%s': expected 1 to %d bytes",
+				       name, PSD_MANIFEST_NAME_MAX);
+	return -1;
 }
 
 int cli_config(struct cli_ctx *ctx, const struct psd_config **ret)

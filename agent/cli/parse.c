@@ -65,13 +65,11 @@ int cli_parse_chunk_size(const char *s, uint32_t *ret)
 
 int cli_check_id_arg(const char *s)
 {
-	size_t n = strlen(s), i;
+	size_t n = strlen(s);
 
-	if (n < CLI_ID_PREFIX_MIN || n > CLI_ID_HEX_MAX)
+	if (n < CLI_ID_PREFIX_MIN || n > CLI_ID_HEX_MAX ||
+	    psd_hex_span(s, n) != n)
 		return -EINVAL;
-	for (i = 0; i < n; i++)
-		if (!isxdigit((unsigned char)s[i]))
-			return -EINVAL;
 	return 0;
 }
 

@@ -18,6 +18,7 @@
 
 #include "build.h"
 #include "cli.h"
+#include "fdio.h"
 #include "json.h"
 #include "origin.h"
 #include "parse.h"
@@ -57,8 +58,9 @@ static int parse_args(struct cli_ctx *ctx, const struct cli_verb *v,
 	int c, r;
 
 	a->chunk_size = DEFAULT_CHUNK_SIZE;
-	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "n:c:p:", opts,
-				NULL)) != -1) {
+	while ((c = cli_next_option(ctx, v, argc, argv,
+				    CLI_COMMON_SHORT "n:c:p:", opts,
+				    &r)) != -1) {
 		switch (c) {
 		case 'n':
 			a->name = optarg;
@@ -76,22 +78,15 @@ static int parse_args(struct cli_ctx *ctx, const struct cli_verb *v,
 					optarg);
 			a->parent = optarg;
 			break;
-		default:
-			r = cli_common_option(ctx, v, c);
-			if (r >= 0)
-				return r;
 		}
 	}
+	if (r >= 0)
+		return r;
 	r = cli_positionals(v, argc - optind, argv + optind, 1, names);
 	if (r)
 		return r;
 	a->image = argv[optind];
-	if (!a->name)
-		return cli_usage_error(v, "missing --name");
-	if (!*a->name || strlen(a->name) > PSD_MANIFEST_NAME_MAX)
-		return cli_usage_error(v, "--name '%s': expected 1 to %d bytes",
-				       a->name, PSD_MANIFEST_NAME_MAX);
-	return -1;
+	return cli_check_snapshot_name(v, a->name);
 }
 
 /* An image is a regular file or a block device of at least one byte. */
@@ -119,27 +114,6 @@ static int image_size(int fd, const char *path, uint64_t *ret)
 	return 0;
 }
 
-/* Reads up to len bytes at off; fewer only at the end of the file. */
-static int read_full(int fd, uint8_t *buf, size_t len, uint64_t off,
-		     size_t *ret)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	*ret = got;
-	return 0;
-}
-
 /* Hashes every chunk of the image into b->hashes; the last chunk is
  * zero-padded to the chunk size. */
 static int hash_image(int fd, const char *path, struct cli_build *b,
@@ -157,7 +131,7 @@ static int hash_image(int fd, const char *path, struct cli_build *b,
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	cli_progress_start(&bar, "hashing", b->geo.size);
 	while (chunk < b->geo.chunk_count) {
-		r = read_full(fd, buf, batch, pos, &got);
+		r = psd_pread_full(fd, buf, batch, pos, &got);
 		if (r)
 			break;
 		if (got < batch && pos + got < b->geo.size) {
@@ -205,24 +179,15 @@ static void print_result(const struct cli_ctx *ctx, const struct cli_build *b,
 			(unsigned long long)st->zero_chunks, rate);
 		return;
 	}
-	cli_json_init(&j, stdout);
-	cli_json_begin_object(&j);
-	cli_json_key(&j, "id");
-	cli_json_string(&j, hex);
-	cli_json_key(&j, "name");
-	cli_json_string(&j, a->name);
-	cli_json_key(&j, "size");
-	cli_json_u64(&j, b->geo.size);
-	cli_json_key(&j, "chunk_size");
-	cli_json_u64(&j, b->geo.chunk_size);
-	cli_json_key(&j, "chunk_count");
-	cli_json_u64(&j, b->geo.chunk_count);
-	cli_json_key(&j, "zero_chunks");
-	cli_json_u64(&j, st->zero_chunks);
-	cli_json_key(&j, "hash_bytes_per_second");
-	cli_json_u64(&j, (uint64_t)mbs);
-	cli_json_end_object(&j);
-	cli_json_finish(&j);
+	cli_json_start_object(&j, stdout);
+	cli_json_key_string(&j, "id", hex);
+	cli_json_key_string(&j, "name", a->name);
+	cli_json_key_u64(&j, "size", b->geo.size);
+	cli_json_key_u64(&j, "chunk_size", b->geo.chunk_size);
+	cli_json_key_u64(&j, "chunk_count", b->geo.chunk_count);
+	cli_json_key_u64(&j, "zero_chunks", st->zero_chunks);
+	cli_json_key_u64(&j, "hash_bytes_per_second", (uint64_t)mbs);
+	cli_json_finish_object(&j);
 }
 
 /* The parent must be in the daemon's store; its full id. */

@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "fdio.h"
 #include "json.h"
 #include "origin.h"
 #include "parse.h"
@@ -37,44 +38,20 @@ static int parse_args(struct cli_ctx *ctx, const struct cli_verb *v,
 		{}
 	};
 	static const char *const names[] = { "ID", "FILE" };
-	int c, r;
+	int r;
 
-	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "f", opts,
-				NULL)) != -1) {
-		if (c == 'f') {
-			a->force = true;
-			continue;
-		}
-		r = cli_common_option(ctx, v, c);
-		if (r >= 0)
-			return r;
-	}
+	/* --force is its only option. */
+	while (cli_next_option(ctx, v, argc, argv, CLI_COMMON_SHORT "f", opts,
+			       &r) != -1)
+		a->force = true;
+	if (r >= 0)
+		return r;
 	r = cli_positionals(v, argc - optind, argv + optind, 2, names);
 	if (r)
 		return r;
 	a->id = argv[optind];
 	a->file = argv[optind + 1];
-	if (cli_check_id_arg(a->id))
-		return cli_usage_error(v,
-			"bad snapshot id '%s': expected 8 to 64 hex digits",
-			a->id);
-	return -1;
-}
-
-static int write_full(int fd, const uint8_t *p, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return cli_check_snapshot_id(v, a->id);
 }
 
 /* Writes one READ reply's data, skipping all-zero chunks. */
@@ -89,7 +66,7 @@ static int write_batch(int fd, const struct psd_manifest *m, uint64_t first,
 		n = len - off < cs ? len - off : cs;
 		if (psd_chunk_is_zero(data + off, n))
 			continue;
-		r = write_full(fd, data + off, n, first * cs + off);
+		r = psd_pwrite_full(fd, data + off, n, first * cs + off);
 		if (r)
 			return r;
 	}
@@ -208,16 +185,11 @@ static void print_result(const struct cli_ctx *ctx, const struct pull_args *a,
 			(unsigned long long)m->geo.size, a->file);
 		return;
 	}
-	cli_json_init(&j, stdout);
-	cli_json_begin_object(&j);
-	cli_json_key(&j, "id");
-	cli_json_string(&j, hex);
-	cli_json_key(&j, "file");
-	cli_json_string(&j, a->file);
-	cli_json_key(&j, "size");
-	cli_json_u64(&j, m->geo.size);
-	cli_json_end_object(&j);
-	cli_json_finish(&j);
+	cli_json_start_object(&j, stdout);
+	cli_json_key_string(&j, "id", hex);
+	cli_json_key_string(&j, "file", a->file);
+	cli_json_key_u64(&j, "size", m->geo.size);
+	cli_json_finish_object(&j);
 }
 
 static int pull_run(struct cli_ctx *ctx, const struct cli_verb *v, int argc,

@@ -43,38 +43,23 @@ struct ls_out {
 
 static void ls_entry_json(struct ls_out *o, const struct psd_ctl_attrs *e)
 {
-	char hex[PSD_SNAPSHOT_HEX_LEN + 1];
-	const uint8_t *p;
+	struct cli_json *j = &o->j;
 	uint32_t len;
 
-	cli_json_begin_object(&o->j);
-	cli_json_key(&o->j, "id");
-	psd_hex_id_format(psd_ctl_bytes(e, PSD_CTL_A_ID, &len), hex);
-	cli_json_string(&o->j, hex);
-	cli_json_key(&o->j, "name");
-	cli_json_string(&o->j, psd_ctl_str(e, PSD_CTL_A_NAME));
-	cli_json_key(&o->j, "size");
-	cli_json_u64(&o->j, psd_ctl_u64(e, PSD_CTL_A_SIZE));
-	cli_json_key(&o->j, "chunk_size");
-	cli_json_u64(&o->j, psd_ctl_u32(e, PSD_CTL_A_CHUNK_SIZE));
-	cli_json_key(&o->j, "chunk_count");
-	cli_json_u64(&o->j, psd_ctl_u64(e, PSD_CTL_A_CHUNK_COUNT));
-	cli_json_key(&o->j, "created");
-	cli_json_u64(&o->j, psd_ctl_u64(e, PSD_CTL_A_CREATED));
-	cli_json_key(&o->j, "parent");
-	p = psd_ctl_bytes(e, PSD_CTL_A_PARENT, &len);
-	if (p) {
-		psd_hex_id_format(p, hex);
-		cli_json_string(&o->j, hex);
-	} else {
-		cli_json_null(&o->j);
-	}
-	cli_json_key(&o->j, "publisher");
-	psd_pubkey_format(psd_ctl_bytes(e, PSD_CTL_A_PUBLISHER, &len), hex);
-	cli_json_string(&o->j, hex);
-	cli_json_key(&o->j, "has_origin");
-	cli_json_bool(&o->j, psd_ctl_u8(e, PSD_CTL_A_HAS_ORIGIN));
-	cli_json_end_object(&o->j);
+	cli_json_begin_object(j);
+	cli_json_key_id(j, "id", psd_ctl_bytes(e, PSD_CTL_A_ID, &len));
+	cli_json_key_string(j, "name", psd_ctl_str(e, PSD_CTL_A_NAME));
+	cli_json_key_u64(j, "size", psd_ctl_u64(e, PSD_CTL_A_SIZE));
+	cli_json_key_u64(j, "chunk_size", psd_ctl_u32(e, PSD_CTL_A_CHUNK_SIZE));
+	cli_json_key_u64(j, "chunk_count",
+			 psd_ctl_u64(e, PSD_CTL_A_CHUNK_COUNT));
+	cli_json_key_u64(j, "created", psd_ctl_u64(e, PSD_CTL_A_CREATED));
+	cli_json_key_id(j, "parent", psd_ctl_bytes(e, PSD_CTL_A_PARENT, &len));
+	cli_json_key_id(j, "publisher",
+			psd_ctl_bytes(e, PSD_CTL_A_PUBLISHER, &len));
+	cli_json_key(j, "has_origin");
+	cli_json_bool(j, psd_ctl_u8(e, PSD_CTL_A_HAS_ORIGIN));
+	cli_json_end_object(j);
 }
 
 static void ls_entry_text(struct ls_out *o, const struct psd_ctl_attrs *e)
@@ -137,20 +122,18 @@ static int ls_run(struct cli_ctx *ctx, const struct cli_verb *v, int argc,
 	struct ls_out o = { .ctx = ctx };
 	uint8_t after[PSD_HASH_LEN];
 	struct cli_client c;
-	bool more = true;
+	bool more;
 	int r;
 
-	r = cli_parse_plain(ctx, v, argc, argv, 0, NULL);
+	r = cli_client_open_plain(ctx, v, argc, argv, &c);
 	if (r >= 0)
-		return r;
-	r = cli_client_open(ctx, &c);
-	if (r)
 		return r;
 	cli_json_init(&o.j, stdout);
 	if (ctx->json)
 		cli_json_begin_array(&o.j);
-	while (more && !r)
+	do
 		r = ls_page(&c, &o, after, &more);
+	while (!r && more);
 	if (ctx->json) {
 		cli_json_end_array(&o.j);
 		cli_json_finish(&o.j);
@@ -199,42 +182,21 @@ static void show_text(const struct psd_manifest *m)
 
 static void show_json(const struct psd_manifest *m)
 {
-	char hex[PSD_SNAPSHOT_HEX_LEN + 1];
 	struct cli_json j;
 
-	cli_json_init(&j, stdout);
-	cli_json_begin_object(&j);
-	cli_json_key(&j, "id");
-	psd_hex_id_format(m->id, hex);
-	cli_json_string(&j, hex);
-	cli_json_key(&j, "name");
-	cli_json_string(&j, m->name);
-	cli_json_key(&j, "size");
-	cli_json_u64(&j, m->geo.size);
-	cli_json_key(&j, "chunk_size");
-	cli_json_u64(&j, m->geo.chunk_size);
-	cli_json_key(&j, "chunk_count");
-	cli_json_u64(&j, m->geo.chunk_count);
-	cli_json_key(&j, "index_chunk_size");
-	cli_json_u64(&j, m->geo.index_chunk_size);
-	cli_json_key(&j, "index_count");
-	cli_json_u64(&j, m->geo.index_count);
-	cli_json_key(&j, "created");
-	cli_json_u64(&j, m->created);
-	cli_json_key(&j, "parent");
-	if (m->has_parent) {
-		psd_hex_id_format(m->parent, hex);
-		cli_json_string(&j, hex);
-	} else {
-		cli_json_null(&j);
-	}
-	cli_json_key(&j, "publisher");
-	psd_pubkey_format(m->publisher, hex);
-	cli_json_string(&j, hex);
-	cli_json_key(&j, "manifest_bytes");
-	cli_json_u64(&j, m->raw_len);
-	cli_json_end_object(&j);
-	cli_json_finish(&j);
+	cli_json_start_object(&j, stdout);
+	cli_json_key_id(&j, "id", m->id);
+	cli_json_key_string(&j, "name", m->name);
+	cli_json_key_u64(&j, "size", m->geo.size);
+	cli_json_key_u64(&j, "chunk_size", m->geo.chunk_size);
+	cli_json_key_u64(&j, "chunk_count", m->geo.chunk_count);
+	cli_json_key_u64(&j, "index_chunk_size", m->geo.index_chunk_size);
+	cli_json_key_u64(&j, "index_count", m->geo.index_count);
+	cli_json_key_u64(&j, "created", m->created);
+	cli_json_key_id(&j, "parent", m->has_parent ? m->parent : NULL);
+	cli_json_key_id(&j, "publisher", m->publisher);
+	cli_json_key_u64(&j, "manifest_bytes", m->raw_len);
+	cli_json_finish_object(&j);
 }
 
 static int show_run(struct cli_ctx *ctx, const struct cli_verb *v,
@@ -250,9 +212,9 @@ static int show_run(struct cli_ctx *ctx, const struct cli_verb *v,
 	if (r >= 0)
 		return r;
 	id = argv[optind];
-	if (cli_check_id_arg(id))
-		return cli_usage_error(v,
-			"bad snapshot id '%s': expected 8 to 64 hex digits", id);
+	r = cli_check_snapshot_id(v, id);
+	if (r >= 0)
+		return r;
 	r = cli_client_open(ctx, &c);
 	if (r)
 		return r;

@@ -30,12 +30,10 @@ static void status_json(const struct cli_client *c, const struct psd_ctl_msg *m)
 	struct cli_json j;
 	uint32_t pos = 0;
 
-	cli_json_init(&j, stdout);
-	cli_json_begin_object(&j);
-	cli_json_key(&j, "daemon_version");
-	cli_json_string(&j, c->daemon_version);
-	cli_json_key(&j, "uptime");
-	cli_json_u64(&j, psd_ctl_u64(&m->at, PSD_CTL_A_UPTIME));
+	cli_json_start_object(&j, stdout);
+	cli_json_key_string(&j, "daemon_version", c->daemon_version);
+	cli_json_key_u64(&j, "uptime",
+			 psd_ctl_u64(&m->at, PSD_CTL_A_UPTIME));
 	cli_json_key(&j, "counters");
 	cli_json_begin_object(&j);
 	while (psd_ctl_nest_next(m, PSD_CTL_A_COUNTER, &pos, &e) == 1) {
@@ -43,8 +41,7 @@ static void status_json(const struct cli_client *c, const struct psd_ctl_msg *m)
 		cli_json_u64(&j, psd_ctl_u64(&e, PSD_CTL_A_VALUE));
 	}
 	cli_json_end_object(&j);
-	cli_json_end_object(&j);
-	cli_json_finish(&j);
+	cli_json_finish_object(&j);
 }
 
 static void peers_text(const struct cli_client *c, const struct psd_ctl_msg *m)
@@ -78,8 +75,8 @@ static void peers_json(const struct cli_client *c, const struct psd_ctl_msg *m)
 	cli_json_begin_array(&j);
 	while (psd_ctl_nest_next(m, PSD_CTL_A_PEER, &pos, &e) == 1) {
 		cli_json_begin_object(&j);
-		cli_json_key(&j, "address");
-		cli_json_string(&j, psd_ctl_str(&e, PSD_CTL_A_ADDRESS));
+		cli_json_key_string(&j, "address",
+				    psd_ctl_str(&e, PSD_CTL_A_ADDRESS));
 		cli_json_key(&j, "state");
 		state = psd_ctl_str(&e, PSD_CTL_A_STATE);
 		if (state)
@@ -103,11 +100,8 @@ static int query(struct cli_ctx *ctx, const struct cli_verb *v, int argc,
 	struct psd_ctl_msg m;
 	int r;
 
-	r = cli_parse_plain(ctx, v, argc, argv, 0, NULL);
+	r = cli_client_open_plain(ctx, v, argc, argv, &c);
 	if (r >= 0)
-		return r;
-	r = cli_client_open(ctx, &c);
-	if (r)
 		return r;
 	cli_client_begin(&c, type);
 	r = cli_client_call(&c, &m);

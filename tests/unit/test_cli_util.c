@@ -14,6 +14,7 @@
 
 #include "json.h"
 #include "manifest.h"
+#include "origin.h"
 #include "parse.h"
 #include "progress.h"
 
@@ -190,6 +191,32 @@ TEST(json_commas_and_nesting)
 
 	EXPECT_STREQ("{\"list\":[1,-2,{},true,null],\"k\\\"ey\":\"\","
 		     "\"max\":18446744073709551615}\n", out);
+	free(out);
+}
+
+/* One object of members, as the verbs print them (init again: same f). */
+static void write_members(struct cli_json *j)
+{
+	static const uint8_t id[PEERSNAP_SNAPSHOT_ID_LEN] = {
+		0x01, 0xab, [PEERSNAP_SNAPSHOT_ID_LEN - 1] = 0xff
+	};
+
+	cli_json_start_object(j, j->f);
+	cli_json_key_string(j, "name", "a\"b");
+	cli_json_key_u64(j, "size", 4096);
+	cli_json_key_id(j, "id", id);
+	cli_json_key_id(j, "parent", NULL);
+	cli_json_finish_object(j);
+}
+
+TEST(json_member_helpers)
+{
+	char *out = json_of(write_members);
+
+	EXPECT_STREQ("{\"name\":\"a\\\"b\",\"size\":4096,"
+		     "\"id\":\"01ab0000000000000000000000000000"
+		     "000000000000000000000000000000ff\","
+		     "\"parent\":null}\n", out);
 	free(out);
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The control socket server (agent/control.c) in a real io_uring loop,
+ * The control socket server (agent/control*.c) in a real io_uring loop,
  * against a real store in a temporary directory and a real fetch engine.
  * Clients are plain blocking sockets driven from a helper thread while
  * the test thread runs the loop, so every byte goes through the kernel.

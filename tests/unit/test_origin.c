@@ -30,6 +30,22 @@ TEST(hex_id_roundtrip)
 	EXPECT_STREQ(lower, out);
 }
 
+TEST(hex_nibble_and_span)
+{
+	EXPECT_EQ(0, psd_hex_nibble('0'));
+	EXPECT_EQ(9, psd_hex_nibble('9'));
+	EXPECT_EQ(10, psd_hex_nibble('a'));
+	EXPECT_EQ(15, psd_hex_nibble('F'));
+	EXPECT_EQ(-1, psd_hex_nibble('g'));
+	EXPECT_EQ(-1, psd_hex_nibble('/'));
+	EXPECT_EQ(-1, psd_hex_nibble('\0'));
+	EXPECT_EQ(64, psd_hex_span(HEX64, 64));
+	EXPECT_EQ(3, psd_hex_span("aB9x12", 6));
+	EXPECT_EQ(2, psd_hex_span("aB9x12", 2));
+	EXPECT_EQ(0, psd_hex_span("-1", 2));
+	EXPECT_EQ(0, psd_hex_span("", 0));
+}
+
 TEST(hex_id_rejects)
 {
 	uint8_t id[PEERSNAP_SNAPSHOT_ID_LEN] = { 0x5a };

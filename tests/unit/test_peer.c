@@ -406,6 +406,13 @@ TEST(responder_does_not_seal_before_confirmation)
 	EXPECT_FALSE(psd_peer_can_send(&n->s[1].peer, n->now));
 	EXPECT_EQ(-ENOTCONN, psd_peer_seal(&n->s[1].peer, p, sizeof(p), d,
 					   sizeof(d), &len, n->now));
+	/* Nor does it start a handshake across the one being confirmed. */
+	EXPECT_EQ(0, n->s[1].initiations_seen);
+	run_until(n, n->now + 2 * DELAY);
+	EXPECT_TRUE(psd_peer_can_send(&n->s[1].peer, n->now));
+	EXPECT_EQ(0, psd_peer_seal(&n->s[1].peer, p, sizeof(p), d, sizeof(d),
+				   &len, n->now));
+	EXPECT_EQ(0, n->s[1].initiations_seen);
 	net_free(n);
 }
 

@@ -231,8 +231,8 @@ static int pass(struct psd_peers *t, struct sent *s,
 	size_t len;
 
 	return psd_peers_receive(t, s->d, s->len, (const struct sockaddr *)from,
-				 sizeof(*from), false, out, sizeof(out), &len,
-				 &peer, now);
+				 sizeof(*from), out, sizeof(out), &len, &peer,
+				 now);
 }
 
 TEST(only_configured_keys_complete_a_handshake)
@@ -286,6 +286,90 @@ TEST(only_configured_keys_complete_a_handshake)
 	psd_peers_on_timer(&tc, psd_peers_next_deadline(&tc));
 	EXPECT_EQ(2, sc.count);
 
+	psd_peers_free(&ta);
+	psd_peers_free(&tb);
+	psd_peers_free(&tc);
+	psd_identity_wipe(&a);
+	psd_identity_wipe(&b);
+	psd_identity_wipe(&c);
+}
+
+/* n fresh initiations of c_b, 100 us apart, each from another port. */
+static void flood_from(struct psd_peers *tb, struct psd_peer *c_b,
+		       struct sent *sc, struct sockaddr_in6 *ac, int n,
+		       uint64_t now)
+{
+	for (int i = 0; i < n; i++) {
+		psd_peer_drop_session(c_b);
+		psd_peer_connect(c_b, now);
+		ac->sin6_port = htons((uint16_t)(1000 + i));
+		pass(tb, sc, ac, now + (uint64_t)i * 100000);
+	}
+}
+
+/*
+ * A flood of initiations from a stranger that knows B's key (so mac1 is
+ * right) and spoofs 300 source ports: B spends Diffie-Hellman on the first
+ * PSD_PEERS_LOAD_MAX of a window only, answers the rest with cookie
+ * replies, and meanwhile a configured peer still gets in by retrying with
+ * its cookie. A second after the flood, B is no longer under load.
+ */
+TEST(handshake_flood_turns_to_cookies)
+{
+	struct sockaddr_in6 aa = v6("::1", 1), ab = v6("::1", 2),
+			    ac = v6("::1", 3);
+	struct psd_identity a, b, c;
+	struct psd_peers ta, tb, tc;
+	struct sent sa = { 0 }, sb = { 0 }, sc = { 0 }, retry;
+	struct psd_peer *a_b, *c_b;
+	uint64_t now = 5 * SEC;
+	int flood = 300;
+
+	ASSERT_EQ(0, psd_chunkhash_init());
+	identity(1, &a);
+	identity(2, &b);
+	identity(3, &c);
+	ASSERT_EQ(0, psd_peers_init(&ta, &a, &io, &sa, WALL, 1));
+	ASSERT_EQ(0, psd_peers_init(&tb, &b, &io, &sb, WALL, 2));
+	ASSERT_EQ(0, psd_peers_init(&tc, &c, &io, &sc, WALL, 3));
+	ASSERT_EQ(0, psd_peers_add(&ta, b.pk, (struct sockaddr *)&ab,
+				   sizeof(ab), &a_b));
+	ASSERT_EQ(0, psd_peers_add(&tb, a.pk, (struct sockaddr *)&aa,
+				   sizeof(aa), NULL));
+	ASSERT_EQ(0, psd_peers_add(&tc, b.pk, (struct sockaddr *)&ab,
+				   sizeof(ab), &c_b));
+
+	flood_from(&tb, c_b, &sc, &ac, flood, now);
+	EXPECT_EQ(PSD_PEERS_LOAD_MAX, tb.node.stats.handshake_refused);
+	EXPECT_EQ(flood - PSD_PEERS_LOAD_MAX, tb.node.stats.cookies_sent);
+	EXPECT_EQ(flood - PSD_PEERS_LOAD_MAX, sb.count);
+	now += (uint64_t)flood * 100000;
+	ASSERT_TRUE(psd_peers_under_load(&tb, now));
+
+	/* A during the flood: a cookie first, then its retry gets in. */
+	sb.count = 0;
+	psd_peer_connect(a_b, now);
+	EXPECT_EQ(0, pass(&tb, &sa, &aa, now));
+	ASSERT_EQ(1, sb.count);
+	EXPECT_EQ(PSD_MSG_COOKIE_REPLY, sb.d[0]);
+	EXPECT_EQ(0, pass(&ta, &sb, &ab, now));
+	EXPECT_EQ(1, a_b->stats.cookies_received);
+	now = psd_peers_next_deadline(&ta);
+	psd_peers_on_timer(&ta, now);
+	ASSERT_EQ(2, sa.count);
+	/* The flood goes on: B is still under load when the retry comes. */
+	memcpy(&retry, &sa, sizeof(retry));
+	sb.count = 0;
+	flood_from(&tb, c_b, &sc, &ac, PSD_PEERS_LOAD_MAX + 1, now);
+	ASSERT_TRUE(psd_peers_under_load(&tb, now));
+	EXPECT_EQ(0, pass(&tb, &retry, &aa, now));
+	ASSERT_EQ(2, sb.count);
+	EXPECT_EQ(PSD_MSG_RESPONSE, sb.d[0]);
+	EXPECT_EQ(0, pass(&ta, &sb, &ab, now));
+	EXPECT_TRUE(psd_peer_can_send(a_b, now));
+
+	/* Load ends a second after the last window over the limit. */
+	EXPECT_FALSE(psd_peers_under_load(&tb, now + PSD_PEERS_LOAD_HOLD));
 	psd_peers_free(&ta);
 	psd_peers_free(&tb);
 	psd_peers_free(&tc);

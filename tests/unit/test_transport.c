@@ -85,7 +85,10 @@ struct transfer {
 	uint64_t chunk_len, start_at;
 	unsigned int issued, completed, not_found;
 	uint64_t req_index[1024];		/* request id -> chunk */
+	uint64_t req_len[1024];			/* request id -> length */
 	uint8_t done[1024];
+	unsigned int done_rank[1024];		/* completions before it */
+	uint64_t done_at[1024];
 	uint64_t delivered;
 	unsigned int bad_bytes, duplicates;
 	/* Goodput window: from when mark_bytes were delivered to the end. */
@@ -108,7 +111,9 @@ static void cli_on_response(void *ctx, uint64_t id, const uint8_t *bytes,
 	}
 	index = t->req_index[id];
 	t->done[id] = 1;
-	if (len != t->chunk_len)
+	t->done_rank[id] = t->completed;
+	t->done_at[id] = t->sim.now;
+	if (len != t->req_len[id])
 		t->bad_bytes++;
 	for (i = 0; i < len; i++)
 		if (bytes[i] != pattern(index, i)) {
@@ -243,6 +248,7 @@ static void issue_requests(struct transfer *t, uint64_t now)
 		if (psd_conn_request(t->cli.c, PSD_REQ_CHUNK, id, 0, 0,
 				     t->chunk_len, PSD_PRIO_DEMAND, &rid))
 			return;
+		t->req_len[rid] = t->chunk_len;
 		t->req_index[rid] = t->issued++;
 	}
 }
@@ -353,6 +359,8 @@ TEST(random_loss_2pct)
 	su.up.loss = su.down.loss = 0.02;
 	RUN_TRANSFER(t, su, 120 * SEC);
 	report(_metadata, "20 Mbit/s, 40 ms RTT, 2% loss", &t);
+	/* The default controller (BBR) holds its rate: CUBIC did 1.6 Mbit/s. */
+	EXPECT_GE(goodput_mbit(&t), 0.7 * 20);
 	EXPECT_GT(psd_conn_recovery(t.srv.c)->lost_packets, 0);
 	EXPECT_GT(psd_conn_stats(t.srv.c)->tx_rtx_bytes, 0);
 	transfer_free(&t);
@@ -371,6 +379,8 @@ TEST(bursty_loss_30pct)
 	su.up.ge_loss_bad = su.down.ge_loss_bad = 1.0;
 	RUN_TRANSFER(t, su, 600 * SEC);
 	report(_metadata, "10 Mbit/s, 40 ms RTT, 30% bursty loss", &t);
+	/* BBR does not collapse its window on each burst: CUBIC did 0.16. */
+	EXPECT_GE(goodput_mbit(&t), 1.0);
 	EXPECT_GT(t.sim.link[1].st.lost * 100, t.sim.link[1].st.sent * 20);
 	transfer_free(&t);
 }
@@ -441,6 +451,8 @@ TEST(reorder_duplicate_corrupt)
 	}
 	RUN_TRANSFER(t, su, 120 * SEC);
 	report(_metadata, "20 Mbit/s, 20 ms RTT, reorder 10%, dup 5%, corrupt 2%", &t);
+	/* Reordering is not taken for loss: CUBIC did 3 Mbit/s here. */
+	EXPECT_GE(goodput_mbit(&t), 0.6 * 20);
 	/* Corrupted packets were dropped by the AEAD, copies as duplicates. */
 	EXPECT_GT(psd_conn_stats(t.cli.c)->rx_undecryptable, 0);
 	EXPECT_GT(psd_conn_stats(t.cli.c)->rx_duplicate, 0);
@@ -508,25 +520,37 @@ struct liar {
 	uint64_t ahead;			/* acks this far past the largest seen */
 	unsigned int unacked;
 	unsigned int n_requests, sent_requests;	/* 0: 4 */
+	const uint8_t *raw;		/* sent once instead of REQUESTs */
+	size_t raw_len;
 };
+
+/* Seals payload (padded to fill 1200 bytes) as the liar's next packet. */
+static size_t liar_seal(struct liar *l, const uint8_t *payload, size_t len,
+			uint8_t *buf, size_t cap)
+{
+	unsigned int pn_len = psd_pn_encode_len(l->next_pn, 0, false);
+	size_t body = PSD_DGRAM_MIN - (1 + PSD_PKT_CID_LEN + pn_len) -
+		      PSD_AEAD_TAG_LEN, out = 0;
+	uint8_t padded[PSD_DGRAM_MIN] = { 0 };
+
+	memcpy(padded, payload, len);
+	if (psd_packet_seal(&l->tx, SERVER_CID, l->next_pn++, 0, false,
+			    padded, body, buf, cap, &out))
+		return 0;
+	return out;
+}
 
 static size_t liar_packet(struct liar *l, const struct psd_frame *f,
 			  unsigned int n, uint8_t *buf, size_t cap)
 {
 	uint8_t payload[PSD_DGRAM_MIN];
-	unsigned int i, pn_len = psd_pn_encode_len(l->next_pn, 0, false);
-	size_t len = 0, body, out = 0;
+	size_t len = 0;
+	unsigned int i;
 
 	for (i = 0; i < n; i++)
 		len += psd_frame_encode(&f[i], payload + len,
 					sizeof(payload) - len);
-	body = PSD_DGRAM_MIN - (1 + PSD_PKT_CID_LEN + pn_len) -
-	       PSD_AEAD_TAG_LEN;
-	memset(payload + len, 0, body - len);
-	if (psd_packet_seal(&l->tx, SERVER_CID, l->next_pn++, 0, false,
-			    payload, body, buf, cap, &out))
-		return 0;
-	return out;
+	return liar_seal(l, payload, len, buf, cap);
 }
 
 static size_t liar_send(void *ctx, uint8_t *buf, size_t cap, uint64_t now)
@@ -536,6 +560,10 @@ static size_t liar_send(void *ctx, uint8_t *buf, size_t cap, uint64_t now)
 	struct psd_frame f[20];
 
 	(void)now;
+	if (l->raw && !l->requested) {
+		l->requested = true;
+		return liar_seal(l, l->raw, l->raw_len, buf, cap);
+	}
 	if (!l->requested) {
 		/* Up to 20 REQUESTs (45 bytes each) per packet. */
 		for (i = 0; i < 20 && l->sent_requests < want; i++) {
@@ -651,6 +679,44 @@ TEST(request_flood_closes)
 	EXPECT_STREQ("more than 256 requests at once",
 		     psd_conn_close_reason(t.srv.c));
 	transfer_free(&t);
+}
+
+TEST(malformed_frames_close)
+{
+	static const struct {
+		uint8_t bytes[8];
+		size_t len;
+		const char *reason;
+	} cases[] = {
+		{ { 0x01, 0x02, 10, 0, 0, 11 }, 6,
+		  "malformed ACK frame at payload offset 1" },
+		{ { 0x01, 0x01, 0x05 }, 3,
+		  "unknown frame type 0x05 at payload offset 2" },
+		{ { 0x11, 0, 0, 1, 0xaa }, 5,
+		  "DATA for request 0 never made" },
+		{ { 0x13, 7 }, 2, "NOT_FOUND for request 7 never made" },
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct setup su = { .up = path(10, 10), .down = path(10, 10),
+				    .n_chunks = 1, .chunk_len = 1,
+				    .seed = 20 + i };
+		struct liar l = { .raw = cases[i].bytes,
+				  .raw_len = cases[i].len };
+		struct transfer t;
+
+		ASSERT_EQ(0, transfer_init(&t, &su));
+		test_keys(&l.tx, &l.rx);
+		t.sim.node[0] = (struct sim_node){ .send = liar_send,
+			.recv = liar_recv, .timeout = liar_timeout,
+			.on_timeout = liar_on_timeout, .ctx = &l };
+		ASSERT_EQ(0, sim_run(&t.sim, 5 * SEC, server_closed, t.srv.c));
+		EXPECT_EQ(PSD_CLOSE_PROTOCOL_VIOLATION,
+			  psd_conn_close_code(t.srv.c));
+		EXPECT_STREQ(cases[i].reason, psd_conn_close_reason(t.srv.c));
+		transfer_free(&t);
+	}
 }
 
 /* ---- lifetimes: idle, keepalive, close, cancel, not found ----------------- */
@@ -824,6 +890,184 @@ TEST(request_limits)
 	transfer_free(&t);
 }
 
+/* ---- the receiver enforces its credit ---------------------------------------- */
+
+/* Seals one DATA frame (len bytes of 0x5a) as the server's packet pn and
+ * hands it to the client. */
+static int inject_data(struct transfer *t, uint64_t pn, uint64_t id,
+		       uint64_t offset, size_t len, uint64_t now)
+{
+	struct psd_aead_key c2s, s2c;
+	uint8_t bytes[1100], payload[PSD_DGRAM_MIN], dgram[SIM_DGRAM_MAX];
+	struct psd_frame f = { .type = PSD_FRAME_DATA };
+	size_t n, body, out = 0;
+	unsigned int pn_len = psd_pn_encode_len(pn, 0, false);
+
+	memset(bytes, 0x5a, sizeof(bytes));
+	memset(payload, 0, sizeof(payload));
+	f.data = (struct psd_frame_data){ .request_id = id, .offset = offset,
+					  .len = len, .bytes = bytes };
+	n = psd_frame_encode(&f, payload, sizeof(payload));
+	body = PSD_DGRAM_MIN - (1 + PSD_PKT_CID_LEN + pn_len) -
+	       PSD_AEAD_TAG_LEN;
+	test_keys(&c2s, &s2c);
+	if (n == 0 || psd_packet_seal(&s2c, CLIENT_CID, pn, 0, false, payload,
+				      body, dgram, sizeof(dgram), &out))
+		return -EINVAL;
+	return psd_conn_recv(t->cli.c, dgram, out, now);
+}
+
+/* Asks for chunk index's first len bytes, as issue_requests would. */
+static uint64_t request_len(struct transfer *t, uint64_t index, uint64_t len)
+{
+	uint8_t id[PSD_OBJECT_ID_LEN];
+	uint64_t rid;
+
+	object_id(index, id);
+	if (psd_conn_request(t->cli.c, PSD_REQ_CHUNK, id, 0, 0, len,
+			     PSD_PRIO_DEMAND, &rid))
+		return UINT64_MAX;
+	t->req_len[rid] = len;
+	t->req_index[rid] = index;
+	t->issued++;
+	return rid;
+}
+
+TEST(large_response_does_not_starve_others)
+{
+	struct setup su = { .up = path(20, 20), .down = path(20, 20),
+			    .n_chunks = 9, .chunk_len = 128 * KiB, .seed = 25 };
+	struct transfer t;
+	uint64_t big, small[8];
+	unsigned int i;
+
+	ASSERT_EQ(0, transfer_init(&t, &su));
+	/* The large response is asked for first: oldest first, it would
+	 * be served whole before the others without its own window. */
+	big = request_len(&t, 0, 24 * MiB);
+	ASSERT_NE(UINT64_MAX, big);
+	for (i = 0; i < 8; i++) {
+		small[i] = request_len(&t, 1 + i, 128 * KiB);
+		ASSERT_NE(UINT64_MAX, small[i]);
+	}
+	ASSERT_EQ(0, sim_run(&t.sim, 120 * SEC, transfer_step, &t));
+	EXPECT_EQ(9, t.completed);
+	EXPECT_EQ(0, t.bad_bytes);
+	EXPECT_EQ(0, t.credit_violations);
+	EXPECT_EQ(PSD_CONN_OPEN, psd_conn_state(t.cli.c));
+	TH_LOG("small responses done by %.2f s, the 24 MiB one at %.2f s",
+	       (double)t.done_at[small[7]] / SEC, (double)t.done_at[big] / SEC);
+	EXPECT_EQ(8, t.done_rank[big]);		/* the last one */
+	for (i = 0; i < 8; i++)
+		EXPECT_LT(t.done_at[small[i]] * 3, t.done_at[big]);
+	transfer_free(&t);
+}
+
+TEST(data_past_request_credit_closes)
+{
+	struct setup su = { .up = path(10, 10), .down = path(10, 10),
+			    .n_chunks = 1, .chunk_len = 8 * MiB, .seed = 26 };
+	struct transfer t;
+	uint64_t rid;
+
+	ASSERT_EQ(0, transfer_init(&t, &su));
+	rid = request_len(&t, 0, 8 * MiB);
+	ASSERT_NE(UINT64_MAX, rid);
+	/* The last byte of the request's first window is fine, the next
+	 * one was never granted. */
+	EXPECT_EQ(0, inject_data(&t, 0, rid, PSD_REQUEST_WINDOW - 1, 1, MS));
+	EXPECT_EQ(-EPROTO, inject_data(&t, 1, rid, PSD_REQUEST_WINDOW, 1, MS));
+	EXPECT_EQ(PSD_CLOSE_LIMIT, psd_conn_close_code(t.cli.c));
+	TH_LOG("client closed: '%s'", psd_conn_close_reason(t.cli.c));
+	EXPECT_NE(NULL, strstr(psd_conn_close_reason(t.cli.c),
+			       "past request 0's credit"));
+	transfer_free(&t);
+}
+
+TEST(data_past_credit_closes)
+{
+	struct setup su = { .up = path(10, 10), .down = path(10, 10),
+			    .n_chunks = 1, .chunk_len = 2 * MiB, .seed = 24 };
+	struct transfer t;
+	uint8_t id[PSD_OBJECT_ID_LEN];
+	uint64_t rid, off, pn = 0;
+
+	ASSERT_EQ(0, transfer_init(&t, &su));
+	object_id(0, id);
+	ASSERT_EQ(0, psd_conn_request(t.cli.c, PSD_REQ_CHUNK, id, 0, 0,
+				      2 * MiB, PSD_PRIO_DEMAND, &rid));
+	/* The initial credit (1 MiB) is used up, the client has not sent
+	 * anything: the sender has no right to more. */
+	for (off = 0; off < PSD_MAX_DATA_INITIAL; off += 1024)
+		ASSERT_EQ(0, inject_data(&t, pn++, rid, off, 1024, MS));
+	/* Repeats of bytes already there use no credit. */
+	ASSERT_EQ(0, inject_data(&t, pn++, rid, 0, 1024, MS));
+	EXPECT_EQ(PSD_CONN_OPEN, psd_conn_state(t.cli.c));
+	EXPECT_EQ(-EPROTO, inject_data(&t, pn++, rid, off, 1, MS));
+	EXPECT_EQ(PSD_CLOSE_LIMIT, psd_conn_close_code(t.cli.c));
+	TH_LOG("client closed: '%s'", psd_conn_close_reason(t.cli.c));
+	EXPECT_NE(NULL, strstr(psd_conn_close_reason(t.cli.c),
+			       "past the credit"));
+	transfer_free(&t);
+}
+
+/* ---- BBR against the link rate under random loss --------------------------- */
+
+/* Goodput of one 10 MiB transfer over a 20 Mbit/s path with random loss. */
+static double loss_case_goodput(struct __test_metadata *_metadata,
+				const struct psd_cc_ops *cc, uint64_t rtt_ms,
+				double loss, uint64_t seed)
+{
+	struct setup su = { .up = path(20, rtt_ms / 2),
+			    .down = path(20, rtt_ms / 2),
+			    .n_chunks = 40, .chunk_len = 256 * KiB,
+			    .server_cc = cc, .seed = seed };
+	struct transfer t;
+	double g;
+
+	su.up.loss = su.down.loss = loss;
+	RUN_TRANSFER(t, su, 600 * SEC);
+	if (t.completed != su.n_chunks)
+		report(_metadata, cc->name, &t);
+	g = goodput_mbit(&t);
+	transfer_free(&t);
+	return g;
+}
+
+TEST(bbr_random_loss_matrix)
+{
+	/* Loss rates and the share of the 20 Mbit/s link BBR must reach. */
+	static const struct {
+		double loss, min_share;
+	} row[] = { { 0, 0.90 }, { 0.001, 0.90 }, { 0.01, 0.85 },
+		    { 0.02, 0.80 }, { 0.05, 0.75 } };
+	static const uint64_t rtt_ms[] = { 10, 50, 100 };
+	unsigned int i, j;
+
+	for (i = 0; i < sizeof(row) / sizeof(row[0]); i++) {
+		for (j = 0; j < sizeof(rtt_ms) / sizeof(rtt_ms[0]); j++) {
+			uint64_t seed = 200 + i * 10 + j;
+			double bbr = loss_case_goodput(_metadata, &psd_cc_bbr,
+						       rtt_ms[j], row[i].loss,
+						       seed);
+			double cubic = loss_case_goodput(_metadata,
+							 &psd_cc_cubic,
+							 rtt_ms[j], row[i].loss,
+							 seed);
+
+			TH_LOG("20 Mbit/s, %3llu ms RTT, %4.1f%% loss: BBR %5.2f Mbit/s, CUBIC %5.2f Mbit/s",
+			       (unsigned long long)rtt_ms[j], row[i].loss * 100,
+			       bbr, cubic);
+			EXPECT_GE(bbr, row[i].min_share * 20);
+			/* The issue's goal against CUBIC: >= 0.9x, and
+			 * ahead of it from 1% loss on. */
+			EXPECT_GE(bbr, 0.9 * cubic);
+			if (row[i].loss >= 0.01)
+				EXPECT_GT(bbr, cubic);
+		}
+	}
+}
+
 /* ---- two flows on one bottleneck: the scavenger yields -------------------- */
 
 /* Two nodes behind one address: each datagram goes to both (a connection
@@ -923,44 +1167,109 @@ TEST(scavenger_alone_fills_link)
 	transfer_free(&t);
 }
 
-TEST(scavenger_yields_to_demand)
+/*
+ * A background flow (bs) runs alone, then a second flow (ds) joins at
+ * ds.start_at; both share the server->client link. Returns the bytes each
+ * delivered while the second one ran, in *ret_bg and *ret_fg.
+ */
+static void run_pair(struct __test_metadata *_metadata, const char *what,
+		     const struct setup *bs, const struct setup *ds,
+		     uint64_t *ret_bg, uint64_t *ret_fg)
+{
+	struct transfer bg, dem;
+	struct mux cm, sm;
+	struct race r = { .demand = &dem, .background = &bg };
+	uint64_t span;
+
+	ASSERT_EQ(0, transfer_init(&bg, bs));
+	ASSERT_EQ(0, transfer_init(&dem, ds));
+	bg.sim.node[0] = mux_node(&cm, &bg.cli, &dem.cli);
+	bg.sim.node[1] = mux_node(&sm, &bg.srv, &dem.srv);
+	ASSERT_EQ(0, sim_run(&bg.sim, 120 * SEC, race_step, &r));
+	EXPECT_EQ(ds->n_chunks, dem.completed);
+	EXPECT_EQ(0, dem.bad_bytes + bg.bad_bytes);
+	*ret_bg = bg.delivered - r.bg_at_demand_start;
+	*ret_fg = dem.delivered;
+	span = dem.end_time - ds->start_at;
+	TH_LOG("%s: while the second flow ran (%.2f s): it did %.2f Mbit/s, the first %.2f Mbit/s (%.0f%% of the bytes); before, the first alone did %.2f Mbit/s; largest queue %.1f ms",
+	       what, (double)span / SEC,
+	       (double)*ret_fg * 8 * SEC / span / MBIT,
+	       (double)*ret_bg * 8 * SEC / span / MBIT,
+	       100.0 * *ret_bg / (*ret_bg + *ret_fg),
+	       (double)r.bg_at_demand_start * 8 * SEC / ds->start_at / MBIT,
+	       queue_ms(&bg.sim.link[1]));
+	EXPECT_GT(r.bg_at_demand_start * 8 * SEC / ds->start_at, 10 * MBIT);
+	transfer_free(&dem);
+	transfer_free(&bg);
+}
+
+/* LEDBAT in the background, a demand flow with cc joining after 3 s. */
+static void scavenger_vs(struct __test_metadata *_metadata,
+			 const struct psd_cc_ops *cc)
 {
 	struct setup bs = { .up = path(20, 20), .down = path(20, 20),
 			    .n_chunks = 200, .chunk_len = 256 * KiB,
 			    .server_cc = &psd_cc_ledbat, .seed = 16,
 			    .cid_salt = 0xff };
 	struct setup ds = bs;
-	struct transfer bg, dem;
-	struct mux cm, sm;
-	struct race r = { .demand = &dem, .background = &bg };
-	uint64_t bg_bytes, span;
+	uint64_t bg_bytes, fg_bytes;
 
 	bs.down.queue_bytes = 20 * MBIT / 8 / 10;
-	ds.server_cc = NULL;			/* CUBIC */
+	ds.server_cc = cc;
 	ds.n_chunks = 96;
 	ds.cid_salt = 0;
 	ds.seed = 17;
 	ds.start_at = 3 * SEC;			/* the scavenger runs first */
-	ASSERT_EQ(0, transfer_init(&bg, &bs));
-	ASSERT_EQ(0, transfer_init(&dem, &ds));
-	bg.sim.node[0] = mux_node(&cm, &bg.cli, &dem.cli);
-	bg.sim.node[1] = mux_node(&sm, &bg.srv, &dem.srv);
-	ASSERT_EQ(0, sim_run(&bg.sim, 120 * SEC, race_step, &r));
-	EXPECT_EQ(ds.n_chunks, dem.completed);
-	EXPECT_EQ(0, dem.bad_bytes + bg.bad_bytes);
-	bg_bytes = bg.delivered - r.bg_at_demand_start;
-	span = dem.end_time - ds.start_at;
-	TH_LOG("while the demand flow ran (%.2f s): demand %.2f Mbit/s, scavenger %.2f Mbit/s (%.0f%% of the bytes); before it the scavenger alone did %.2f Mbit/s; largest queue %.1f ms",
-	       (double)span / SEC,
-	       (double)dem.delivered * 8 * SEC / span / MBIT,
-	       (double)bg_bytes * 8 * SEC / span / MBIT,
-	       100.0 * bg_bytes / (bg_bytes + dem.delivered),
-	       (double)r.bg_at_demand_start * 8 / 3 / MBIT,
-	       queue_ms(&bg.sim.link[1]));
-	EXPECT_LE(bg_bytes * 100, (bg_bytes + dem.delivered) * 20);
-	EXPECT_GT(r.bg_at_demand_start * 8 / 3, 10 * MBIT);
-	transfer_free(&dem);
-	transfer_free(&bg);
+	run_pair(_metadata, cc->name, &bs, &ds, &bg_bytes, &fg_bytes);
+	EXPECT_LE(bg_bytes * 100, (bg_bytes + fg_bytes) * 20);
+}
+
+TEST(scavenger_yields_to_cubic)
+{
+	scavenger_vs(_metadata, &psd_cc_cubic);
+}
+
+TEST(scavenger_yields_to_bbr)
+{
+	scavenger_vs(_metadata, &psd_cc_bbr);
+}
+
+TEST(bbr_two_flows_share)
+{
+	struct setup bs = { .up = path(20, 20), .down = path(20, 20),
+			    .n_chunks = 120, .chunk_len = 256 * KiB,
+			    .server_cc = &psd_cc_bbr, .seed = 21,
+			    .cid_salt = 0xff };
+	struct setup ds = bs;
+	uint64_t a, b;
+
+	ds.n_chunks = 48;
+	ds.cid_salt = 0;
+	ds.seed = 22;
+	ds.start_at = 2 * SEC;
+	run_pair(_metadata, "BBR + BBR", &bs, &ds, &a, &b);
+	/* Neither takes more than 1.5 times the other's share. */
+	EXPECT_LE(2 * a, 3 * b);
+	EXPECT_LE(2 * b, 3 * a);
+}
+
+TEST(bbr_does_not_fill_a_deep_buffer)
+{
+	/* 1 s of buffer at 20 Mbit/s, 40 ms RTT: a loss-based controller
+	 * fills it; BBR keeps about a BDP in the queue. */
+	struct setup su = { .up = path(20, 20), .down = path(20, 20),
+			    .n_chunks = 48, .chunk_len = 256 * KiB,
+			    .server_cc = &psd_cc_bbr, .seed = 23 };
+	struct transfer t;
+
+	su.down.queue_bytes = 20 * MBIT / 8;
+	RUN_TRANSFER(t, su, 60 * SEC);
+	report(_metadata, "BBR, 20 Mbit/s, 40 ms RTT, 1 s buffer", &t);
+	TH_LOG("largest queue %.1f ms", queue_ms(&t.sim.link[1]));
+	EXPECT_GE(goodput_mbit(&t), 0.9 * 20);
+	EXPECT_LE(queue_ms(&t.sim.link[1]), 100);
+	EXPECT_EQ(0, t.sim.link[1].st.queue_drops);
+	transfer_free(&t);
 }
 
 TEST_HARNESS_MAIN

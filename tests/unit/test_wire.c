@@ -81,6 +81,9 @@ static size_t sample_frames(struct psd_frame *f)
 	f[n++].close = (struct psd_frame_close){ .code = 1,
 		.reason_len = sizeof(reason) - 1,
 		.reason = (const uint8_t *)reason };
+	f[n] = (struct psd_frame){ .type = PSD_FRAME_MAX_REQUEST_DATA };
+	f[n++].max_req = (struct psd_frame_max_req){ .request_id = 77,
+						     .maximum = 5 << 20 };
 	return n;
 }
 
@@ -116,6 +119,10 @@ static void expect_same(struct __test_metadata *_metadata,
 		break;
 	case PSD_FRAME_MAX_DATA:
 		ASSERT_EQ(a->max_data, b->max_data);
+		break;
+	case PSD_FRAME_MAX_REQUEST_DATA:
+		ASSERT_EQ(a->max_req.request_id, b->max_req.request_id);
+		ASSERT_EQ(a->max_req.maximum, b->max_req.maximum);
 		break;
 	default:
 		break;
@@ -323,6 +330,10 @@ TEST(ranges_bounded)
 	ASSERT_EQ(0, psd_ranges_add(&s, 0, 9));
 	ASSERT_EQ(0, psd_ranges_add(&s, 20, 29));
 	ASSERT_EQ(-ENOSPC, psd_ranges_add(&s, 40, 49));
+	/* What of 5..24 is held: 5..9 and 20..24. */
+	ASSERT_EQ(10, psd_ranges_count_in(&s, 5, 24));
+	ASSERT_EQ(0, psd_ranges_count_in(&s, 10, 19));
+	ASSERT_EQ(20, psd_ranges_count_in(&s, 0, 100));
 	ASSERT_EQ(0, psd_ranges_add(&s, 5, 25));	/* bridges both */
 	ASSERT_TRUE(psd_ranges_is_exactly(&s, 0, 29));
 	psd_ranges_free(&s);
@@ -376,7 +387,7 @@ TEST(recovery_rtt_and_thresholds)
 	uint64_t bad, pn[5];
 	int i;
 
-	psd_cc_init(&cc, NULL, 1200, 0);
+	psd_cc_init(&cc, &psd_cc_cubic, 1200, 0);
 	ASSERT_EQ(0, psd_recovery_init(&r, &cc, &count_ops, &n, 42));
 	for (i = 0; i < 5; i++)
 		pn[i] = send_one(&r, i * MS);
@@ -414,6 +425,7 @@ TEST(recovery_pto_backoff)
 	struct counts n = { 0 };
 	struct psd_cc cc;
 	uint64_t t0, t1;
+	int i;
 
 	psd_cc_init(&cc, NULL, 1200, 0);
 	ASSERT_EQ(0, psd_recovery_init(&r, &cc, &count_ops, &n, 1));
@@ -427,6 +439,10 @@ TEST(recovery_pto_backoff)
 	ASSERT_EQ(2, psd_recovery_on_timeout(&r, t1));
 	ASSERT_EQ(4 * t0, psd_recovery_timer(&r));
 	ASSERT_EQ(0, n.lost);		/* a PTO declares nothing lost */
+	/* The backoff stops at 5 s: it must not outgrow the idle timeout. */
+	for (i = 0; i < 10; i++)
+		psd_recovery_on_timeout(&r, psd_recovery_timer(&r));
+	ASSERT_EQ(PSD_PTO_INTERVAL_MAX, psd_recovery_timer(&r));
 	psd_recovery_free(&r);
 }
 
@@ -491,6 +507,93 @@ TEST(cubic_reduction_and_growth)
 	ASSERT_GT(cc.cwnd, 100 * 1200);	/* past the plateau by then */
 	cc.ops->on_persistent_congestion(&cc, 6000 * MS);
 	ASSERT_EQ(PSD_CC_MIN_WINDOW(1200), cc.cwnd);
+}
+
+/*
+ * A paced, window-limited sender over a FIFO bottleneck of one 1200-byte packet
+ * per ms (1.2 MB/s) and 50 ms of delay after it, every drop_every-th
+ * packet lost (0: none), each packet acknowledged on its own.
+ */
+static void drive_bottleneck(struct psd_recovery *r, unsigned int drop_every,
+			     uint64_t until)
+{
+	static struct {
+		uint64_t pn, ack_at;
+		bool lost;
+	} q[2048];
+	unsigned int head = 0, n = 0, sent = 0;
+	uint64_t now, link_free = 0, bad;
+	struct psd_pacer p;
+
+	psd_pacer_init(&p, 0, PSD_CC_INITIAL_WINDOW(1200), 0);
+	for (now = 0; now < until; now += MS / 10) {
+		for (; n && q[head].ack_at <= now; head = (head + 1) % 2048, n--) {
+			struct psd_frame_ack a = ack_of(q[head].pn, q[head].pn);
+
+			if (!q[head].lost)
+				psd_recovery_on_ack(r, &a, now, &bad);
+		}
+		if (psd_recovery_timer(r) <= now)
+			psd_recovery_on_timeout(r, now);
+		while (r->bytes_in_flight + 1200 <= r->cc->cwnd && n < 2048 &&
+		       psd_pacer_next(&p, now, 1200) <= now) {
+			unsigned int k = (head + n++) % 2048;
+
+			psd_pacer_set(&p, psd_cc_pacing_rate(r->cc,
+							     r->rtt.smoothed),
+				      PSD_CC_INITIAL_WINDOW(1200), now);
+			psd_pacer_on_sent(&p, now, 1200);
+			link_free = (link_free > now ? link_free : now) + MS;
+			q[k].pn = send_one(r, now);
+			q[k].ack_at = link_free + 50 * MS;
+			q[k].lost = drop_every && ++sent % drop_every == 0;
+		}
+	}
+}
+
+static uint64_t bbr_max_bw(const struct psd_cc *cc)
+{
+	uint64_t bw = 0;
+	unsigned int i;
+
+	for (i = 0; i < PSD_BBR_BW_ROUNDS; i++)
+		if (cc->bbr.bw_round_max[i] > bw)
+			bw = cc->bbr.bw_round_max[i];
+	return bw;
+}
+
+TEST(bbr_model_of_a_bottleneck)
+{
+	struct psd_recovery r;
+	struct counts n = { 0 };
+	struct psd_cc cc;
+	uint64_t bdp = 1200000ull * 51 / 1000;
+
+	/* Lossless: the rate samples find the bottleneck, the window 2 BDP. */
+	psd_cc_init(&cc, NULL, 1200, 0);
+	ASSERT_EQ(&psd_cc_bbr, cc.ops);		/* the default */
+	ASSERT_EQ(0, psd_recovery_init(&r, &cc, &count_ops, &n, 3));
+	drive_bottleneck(&r, 0, 3 * PSD_NSEC);
+	EXPECT_TRUE(cc.bbr.filled_pipe);
+	EXPECT_EQ(51 * MS, cc.bbr.min_rtt);
+	EXPECT_GE(bbr_max_bw(&cc), 1200000 * 95 / 100);
+	EXPECT_LE(bbr_max_bw(&cc), 1200000 * 105 / 100);
+	EXPECT_GE(cc.cwnd, 2 * bdp * 95 / 100);
+	EXPECT_LE(cc.cwnd, 2 * bdp * 105 / 100 + 3 * 1200);
+	EXPECT_EQ(0, n.lost);
+	psd_recovery_free(&r);
+
+	/* 5% random loss: the estimate and the window hold (CUBIC's would
+	 * not), the loss response stops above one BDP. */
+	n = (struct counts){ 0 };
+	psd_cc_init(&cc, NULL, 1200, 0);
+	ASSERT_EQ(0, psd_recovery_init(&r, &cc, &count_ops, &n, 4));
+	drive_bottleneck(&r, 20, 3 * PSD_NSEC);
+	EXPECT_GT(n.lost, 50);
+	EXPECT_GE(bbr_max_bw(&cc), 1200000 * 85 / 100);
+	EXPECT_GE(cc.cwnd, bdp * 85 / 100);
+	EXPECT_GE(cc.pacing_rate, 1200000 * 85 / 100 * 3 / 4);
+	psd_recovery_free(&r);
 }
 
 TEST(pacer_spreads_packets)

@@ -65,7 +65,9 @@
  *
  * PEERSNAP_CMD_GET_DEVICE (dump, or doit with PEERSNAP_A_DEVICE_ID)
  *   Reply per device, nested in nothing:
- *   PEERSNAP_A_DEVICE_ID, PEERSNAP_A_DEVICE_NAME (string, dm name),
+ *   PEERSNAP_A_DEVICE_ID, PEERSNAP_A_DEVICE_NAME (string: the dm device's
+ *   "major:minor", as dm_device_name() gives it, not the name dmsetup
+ *   shows, which `dmsetup rename` may change),
  *   PEERSNAP_A_SNAPSHOT_ID, PEERSNAP_A_CACHE_DEV, PEERSNAP_A_CHUNK_SECTORS,
  *   PEERSNAP_A_CHUNKS_TOTAL, PEERSNAP_A_CHUNKS_PRESENT,
  *   PEERSNAP_A_CHUNKS_DIRTY, PEERSNAP_A_FETCHES_INFLIGHT,
