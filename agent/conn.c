@@ -254,7 +254,7 @@ int psd_conn_new(const struct psd_conn_config *cfg, uint64_t now,
 		return -ENOMEM;
 	}
 	psd_pacer_init(&c->pacer, 0, PSD_CC_INITIAL_WINDOW(PSD_DGRAM_MIN), now);
-	c->validated = !cfg->server;
+	c->validated = !cfg->server || cfg->address_validated;
 	c->last_rx = now;
 	c->last_tx_eliciting = now;
 	c->tx_max_data = PSD_MAX_DATA_INITIAL;
@@ -475,4 +475,10 @@ bool psd_conn_address_validated(const struct psd_conn *c)
 uint64_t psd_conn_buffered(const struct psd_conn *c)
 {
 	return c->buffered;
+}
+
+void psd_conn_ping(struct psd_conn *c)
+{
+	if (c->state == PSD_CONN_OPEN)
+		c->ping_due = true;
 }

@@ -87,10 +87,26 @@ struct psd_conn_app {
 			 const char *reason);
 };
 
+/*
+ * Seals payload as packet pn (encoded against the peer's largest_acked)
+ * into out under keys the caller owns (docs/protocol.md, "Key
+ * ownership"): 0 and *ret_len, or -errno (the connection then closes).
+ */
+typedef int psd_conn_seal_fn(void *ctx, uint64_t pn, uint64_t largest_acked,
+			     bool any_acked, const uint8_t *payload,
+			     size_t len, uint8_t *out, size_t cap,
+			     size_t *ret_len, uint64_t now);
+
 struct psd_conn_config {
 	bool server;			/* address unvalidated until acked */
+	/* The session's handshake proved the peer's address already. */
+	bool address_validated;
+	/* Fixed keys and ids, used unless seal is set (tests, simulator). */
 	uint64_t local_cid, peer_cid;
 	struct psd_aead_key tx_key, rx_key;
+	/* Keys owned by the session layer: seal out, psd_conn_recv_opened in. */
+	psd_conn_seal_fn *seal;
+	void *seal_ctx;
 	const struct psd_cc_ops *cc;	/* NULL: BBR (psd_cc_bbr) */
 	uint64_t seed;			/* packet number skipping */
 	uint64_t idle_timeout;		/* ns; 0: PSD_IDLE_TIMEOUT */
@@ -146,6 +162,18 @@ int psd_conn_cancel(struct psd_conn *c, uint64_t request_id);
  */
 int psd_conn_recv(struct psd_conn *c, const uint8_t *dgram, size_t len,
 		  uint64_t now);
+
+/*
+ * Handles one packet that the session layer already opened (the seal
+ * hook's keys): its full packet number pn, plaintext payload, and the
+ * datagram's size dgram_len (for the 3x limit). As psd_conn_recv.
+ */
+int psd_conn_recv_opened(struct psd_conn *c, uint64_t pn,
+			 const uint8_t *payload, size_t len,
+			 size_t dgram_len, uint64_t now);
+
+/* Sends a PING with the next packet (a keepalive asked for from outside). */
+void psd_conn_ping(struct psd_conn *c);
 
 /*
  * Writes the next datagram to send into buf (cap >= PSD_DGRAM_MIN) and

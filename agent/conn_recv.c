@@ -306,15 +306,37 @@ static void note_received(struct psd_conn *c, uint64_t pn, bool eliciting,
 		c->ack_now = true;
 }
 
+int psd_conn_recv_opened(struct psd_conn *c, uint64_t pn,
+			 const uint8_t *payload, size_t len,
+			 size_t dgram_len, uint64_t now)
+{
+	bool eliciting;
+	int err;
+
+	if (c->state == PSD_CONN_CLOSED || c->state == PSD_CONN_DRAINING)
+		return 0;
+	if (dgram_len < PSD_DGRAM_MIN) {
+		c->st.rx_bad_size++;
+		return 0;
+	}
+	if (psd_ranges_contains(&c->rx_pns, pn)) {
+		c->st.rx_duplicate++;
+		return 0;
+	}
+	c->st.rx_packets++;
+	c->st.rx_bytes += dgram_len;
+	err = handle_payload(c, payload, len, now, &eliciting);
+	note_received(c, pn, eliciting, now);
+	return err;
+}
+
 int psd_conn_recv(struct psd_conn *c, const uint8_t *dgram, size_t len,
 		  uint64_t now)
 {
 	uint8_t plain[PSD_DGRAM_MIN * 2];
 	struct psd_pkt_hdr h;
 	size_t plain_len;
-	bool eliciting;
 	uint64_t pn;
-	int err;
 
 	if (c->state == PSD_CONN_CLOSED || c->state == PSD_CONN_DRAINING)
 		return 0;
@@ -332,14 +354,5 @@ int psd_conn_recv(struct psd_conn *c, const uint8_t *dgram, size_t len,
 		c->st.rx_undecryptable++;
 		return 0;
 	}
-	if (psd_ranges_contains(&c->rx_pns, pn)) {
-		c->st.rx_duplicate++;
-		return 0;
-	}
-	c->st.rx_packets++;
-	c->st.rx_bytes += len;
-	err = handle_payload(c, plain, plain_len, now, &eliciting);
-	note_received(c, pn, eliciting, now);
-	return err;
+	return psd_conn_recv_opened(c, pn, plain, plain_len, len, now);
 }
-

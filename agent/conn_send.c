@@ -376,6 +376,20 @@ static void build_close(struct psd_conn *c, struct builder *b, uint64_t now)
 	c->close_due = false;
 }
 
+/* Under the session's keys (seal hook) or the fixed ones. */
+static int seal_packet(struct psd_conn *c, uint64_t pn, const uint8_t *p,
+		       size_t len, uint8_t *buf, size_t cap, size_t *ret_len,
+		       uint64_t now)
+{
+	if (c->cfg.seal)
+		return c->cfg.seal(c->cfg.seal_ctx, pn, c->rec.largest_acked,
+				   c->rec.any_acked, p, len, buf, cap,
+				   ret_len, now);
+	return psd_packet_seal(&c->cfg.tx_key, c->cfg.peer_cid, pn,
+			       c->rec.largest_acked, c->rec.any_acked, p, len,
+			       buf, cap, ret_len);
+}
+
 /*
  * Seals b as the next packet into buf. Cannot fail with a payload that fits
  * and a ring that bounds what is unacknowledged; if it did, the frames in b
@@ -396,9 +410,7 @@ static size_t seal(struct psd_conn *c, struct builder *b, uint8_t *buf,
 		memset(b->p + b->len, 0, pad.padding_len);
 		b->len = body;
 	}
-	if (psd_packet_seal(&c->cfg.tx_key, c->cfg.peer_cid, pn,
-			    c->rec.largest_acked, c->rec.any_acked, b->p, b->len,
-			    buf, cap, &n)) {
+	if (seal_packet(c, pn, b->p, b->len, buf, cap, &n, now)) {
 		conn_violation(c, PSD_CLOSE_INTERNAL, now,
 			  "sealing packet %llu failed", (unsigned long long)pn);
 		return 0;

@@ -90,6 +90,7 @@ struct fetch_req {
 	const struct psd_store_snapshot *sn;
 	struct chunk *chunks;		/* msg.chunk_count of them */
 	uint32_t cursor;		/* chunks before it are resolved */
+	uint64_t src_gen;		/* store generation of the attempts */
 	struct run run;
 	/* A read's caller: */
 	void *out;
@@ -586,6 +587,26 @@ static void write_step(struct psd_fetch *f, struct fetch_req *req)
 	submit_rw(f, req, PSD_OP_CACHE_WRITE);
 }
 
+/*
+ * A chunk's attempt indexes its candidate list, which the store computes
+ * anew each time: once the store's records changed (a control request
+ * between two reads), the list may have shifted, and an index would skip
+ * a source never tried. Unresolved chunks then start their lists over.
+ */
+static void restart_if_sources_changed(struct psd_fetch *f,
+				       struct fetch_req *req)
+{
+	uint64_t gen = psd_store_generation(f->store);
+	uint32_t c;
+
+	if (gen == req->src_gen)
+		return;
+	req->src_gen = gen;
+	for (c = req->cursor; c < req->msg.chunk_count; c++)
+		if (req->chunks[c].state == CHUNK_PENDING)
+			req->chunks[c].attempt = 0;
+}
+
 /* Reads the next run, or, once every chunk is resolved, writes. */
 static void manifest_step(struct psd_fetch *f, struct fetch_req *req)
 {
@@ -598,6 +619,7 @@ static void manifest_step(struct psd_fetch *f, struct fetch_req *req)
 			req->cursor++;
 		if (req->cursor == n)
 			break;
+		restart_if_sources_changed(f, req);
 		r = run_plan(f, req, req->cursor);
 		if (r == -EAGAIN)
 			continue;
@@ -672,6 +694,7 @@ static int manifest_prepare(struct psd_fetch *f, struct fetch_req *req)
 	req->plan.offset = req->msg.first_chunk * m->geo.chunk_size;
 	req->plan.len = psd_fetch_bytes(&req->msg);
 	req->plan.read_len = 0;
+	req->src_gen = psd_store_generation(f->store);
 	if (!req->is_read) {
 		r = psd_cache_get(f->cache, req->msg.cache_dev,
 				  &req->cache_fd);

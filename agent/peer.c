@@ -176,24 +176,30 @@ static void pn_reference(uint64_t pn, uint64_t *ret_largest, bool *ret_any)
 	*ret_largest = *ret_any ? pn - (1ull << 30) : 0;
 }
 
-int psd_peer_seal(struct psd_peer *peer, const uint8_t *payload, size_t len,
-		  uint8_t *out, size_t cap, size_t *ret_len, uint64_t now)
+/* Seals under the current keys with pn; the one place that touches usage.sent. */
+static int seal_current(struct psd_peer *peer, uint64_t pn,
+			uint64_t largest, bool any, const uint8_t *payload,
+			size_t len, uint8_t *out, size_t cap, size_t *ret_len,
+			uint64_t now)
 {
 	struct psd_keypair *kp = &peer->current;
-	uint64_t pn = kp->usage.sent, largest;
-	bool any;
 	int err;
 
 	if (!keypair_usable(kp, now)) {
 		psd_peer_connect(peer, now);
 		return -ENOTCONN;
 	}
-	pn_reference(pn, &largest, &any);
+	if (pn < kp->usage.sent)
+		return -EALREADY;	/* would reuse a nonce */
 	err = psd_packet_seal(&kp->keys.send, cid_to_u64(kp->keys.remote_cid),
 			      pn, largest, any, payload, len, out, cap,
 			      ret_len);
 	if (err)
 		return err;
+	if (!kp->sealed_any) {
+		kp->first_pn = pn;
+		kp->sealed_any = true;
+	}
 	kp->usage.sent = pn + 1;
 	peer->last_tx_ns = now;
 	peer->stats.tx_packets++;
@@ -205,6 +211,32 @@ int psd_peer_seal(struct psd_peer *peer, const uint8_t *payload, size_t len,
 	return 0;
 }
 
+int psd_peer_seal(struct psd_peer *peer, const uint8_t *payload, size_t len,
+		  uint8_t *out, size_t cap, size_t *ret_len, uint64_t now)
+{
+	uint64_t pn = peer->current.usage.sent, largest;
+	bool any;
+
+	pn_reference(pn, &largest, &any);
+	return seal_current(peer, pn, largest, any, payload, len, out, cap,
+			    ret_len, now);
+}
+
+int psd_peer_seal_pn(struct psd_peer *peer, uint64_t pn,
+		     uint64_t largest_acked, bool any_acked,
+		     const uint8_t *payload, size_t len, uint8_t *out,
+		     size_t cap, size_t *ret_len, uint64_t now)
+{
+	const struct psd_keypair *kp = &peer->current;
+
+	/* Until the peer acknowledged a packet under these keys it may hold
+	 * no reference for them: encode as if nothing were acknowledged. */
+	if (!any_acked || !kp->sealed_any || largest_acked < kp->first_pn)
+		pn_reference(pn, &largest_acked, &any_acked);
+	return seal_current(peer, pn, largest_acked, any_acked, payload, len,
+			    out, cap, ret_len, now);
+}
+
 /* An all-PADDING packet of PSD_DGRAM_MIN bytes. */
 static void send_keepalive(struct psd_peer *peer, uint64_t now)
 {
@@ -214,6 +246,12 @@ static void send_keepalive(struct psd_peer *peer, uint64_t now)
 	size_t len;
 	bool any;
 
+	if (peer->keepalive_hook) {
+		peer->last_tx_ns = now;	/* the PING's seal sets it again */
+		peer->stats.keepalives_sent++;
+		peer->keepalive_hook(peer->keepalive_ctx, peer);
+		return;
+	}
 	pn_reference(peer->current.usage.sent, &largest, &any);
 	pn_len = psd_pn_encode_len(peer->current.usage.sent, largest, any);
 	len = PSD_DGRAM_MIN - (1 + PSD_PKT_CID_LEN + pn_len) - PSD_AEAD_TAG_LEN;
@@ -351,8 +389,10 @@ static void established_as_initiator(struct psd_peer *peer,
 	peer->attempts = 0;
 	peer->last_rx_ns = now;
 	peer->stats.sessions++;
-	send_keepalive(peer, now);
+	/* The event first: a connection made for the new keys then carries
+	 * the confirming keepalive (keepalive_hook). */
 	emit(peer, PSD_PEER_KEYS_NEW);
+	send_keepalive(peer, now);
 }
 
 static int on_response(struct psd_peer_node *node, const uint8_t *d,
@@ -434,7 +474,7 @@ static void confirm_next(struct psd_peer *peer)
 static int open_with(struct psd_peer *peer, struct psd_keypair *kp,
 		     const uint8_t *d, size_t len,
 		     const struct psd_pkt_hdr *h, uint8_t *out,
-		     size_t *ret_len, uint64_t now)
+		     size_t *ret_len, uint64_t *ret_pn, uint64_t now)
 {
 	uint64_t pn;
 	int err;
@@ -463,6 +503,7 @@ static int open_with(struct psd_peer *peer, struct psd_keypair *kp,
 	}
 	if (pn + 1 > kp->usage.received)
 		kp->usage.received = pn + 1;
+	*ret_pn = pn;
 	return 0;
 }
 
@@ -475,6 +516,7 @@ static int on_data(struct psd_peer_node *node, const uint8_t *d, size_t len,
 	struct psd_keypair *kp;
 	struct psd_pkt_hdr h;
 	struct psd_peer *peer;
+	uint64_t pn;
 	int err;
 
 	if (psd_packet_parse_header(d, len, &h))
@@ -490,13 +532,14 @@ static int on_data(struct psd_peer_node *node, const uint8_t *d, size_t len,
 		peer->stats.rx_no_key++;
 		return -ENOKEY;
 	}
-	err = open_with(peer, kp, d, len, &h, out, ret_len, now);
+	err = open_with(peer, kp, d, len, &h, out, ret_len, &pn, now);
 	if (err)
 		return err;
 	if (kp == &peer->next)
 		confirm_next(peer);
 	set_endpoint(peer, src, src_len);
 	peer->last_rx_ns = now;
+	peer->last_rx_pn = pn;
 	peer->stats.rx_packets++;
 	*ret_peer = peer;
 	return 1;

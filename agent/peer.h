@@ -104,6 +104,8 @@ struct psd_keypair {
 	struct psd_noise_keys keys;
 	struct psd_key_usage usage;
 	struct psd_replay replay;
+	uint64_t first_pn;		/* the first number sealed under it */
+	bool sealed_any;
 	bool live;
 };
 
@@ -128,6 +130,14 @@ struct psd_peer {
 	uint64_t initiation_sent_ns;
 	uint64_t retry_at;		/* 0: no retry pending */
 	uint64_t last_tx_ns, last_rx_ns;
+	uint64_t last_rx_pn;		/* of the last transport packet opened */
+	/*
+	 * Set while a connection seals under this session's keys (swarm.h):
+	 * a keepalive is then the connection's PING, sealed with its packet
+	 * numbers, never a packet of this layer's own.
+	 */
+	void (*keepalive_hook)(void *ctx, struct psd_peer *peer);
+	void *keepalive_ctx;
 	struct psd_peer_stats stats;
 };
 
@@ -178,10 +188,26 @@ int psd_peer_seal(struct psd_peer *peer, const uint8_t *payload, size_t len,
 		  uint8_t *out, size_t cap, size_t *ret_len, uint64_t now);
 
 /*
+ * Seals payload under the current keys with the caller's packet number pn
+ * (a connection's, which continues across key changes; docs/protocol.md,
+ * "Key ownership"). pn must not be below any number already sealed under
+ * these keys: -EALREADY otherwise, so no number is ever sealed twice under
+ * one key whoever seals. The number is encoded against largest_acked while
+ * the peer acknowledged one sealed under these keys, else in 4 bytes (the
+ * receiver decodes a key's first packet against 0). Errors as
+ * psd_peer_seal().
+ */
+int psd_peer_seal_pn(struct psd_peer *peer, uint64_t pn,
+		     uint64_t largest_acked, bool any_acked,
+		     const uint8_t *payload, size_t len, uint8_t *out,
+		     size_t cap, size_t *ret_len, uint64_t now);
+
+/*
  * One received datagram from src. under_load: answer handshakes without
  * a valid mac2 with a cookie (cookie.h). Returns 1 with a transport
  * packet's plaintext in out (cap >= len), its length in *ret_len and its
- * peer in *ret_peer; 0 if the datagram was a handshake message that was
+ * peer in *ret_peer (its number in (*ret_peer)->last_rx_pn); 0 if the
+ * datagram was a handshake message that was
  * handled (a cookie reply sent counts); otherwise a negative errno saying
  * why it was dropped (-EBADMSG malformed or not authentic, -EACCES refused
  * by the cookie policy: mac1 wrong or rate-limited, -ENOKEY no such peer

@@ -80,6 +80,7 @@ struct psd_store {
 	size_t table_cap;		/* a power of two, or 0 */
 	size_t index_cached;		/* bytes */
 	uint64_t seq;
+	uint64_t generation;		/* psd_store_generation() */
 	struct psd_store_stats stats;
 };
 
@@ -416,6 +417,11 @@ const struct psd_store_stats *psd_store_get_stats(const struct psd_store *s)
 	return &s->stats;
 }
 
+uint64_t psd_store_generation(const struct psd_store *s)
+{
+	return s->generation;
+}
+
 /* Takes m; on failure m is freed. */
 static int snap_append(struct psd_store *s, struct psd_manifest *m,
 		       struct psd_store_snapshot **ret)
@@ -606,12 +612,14 @@ int psd_store_add_commit(struct psd_store_add *a,
 			 const struct psd_store_snapshot **ret,
 			 bool *ret_existed, struct psd_mf_err *err)
 {
-	struct psd_store_snapshot *sn = NULL;
+	struct psd_store_snapshot *sn;
 	int r = 0;
 
-	if (a->existed)
-		sn = find_snap(a->s, a->m->id);
-	else
+	/* Decided now, not at begin: another add of the same snapshot (a
+	 * second control client) may have committed in between. */
+	sn = find_snap(a->s, a->m->id);
+	a->existed = sn != NULL;
+	if (!a->existed)
 		r = add_finish(a, &sn, err);
 	if (r == 0 && ret)
 		*ret = sn;
@@ -660,6 +668,7 @@ static int set_origin_mem(struct psd_store *s, struct psd_store_snapshot *sn,
 		s->stats.origins++;
 	free(sn->origin);
 	sn->origin = p;
+	s->generation++;
 	return table_add_snapshot(s, sn);
 }
 
@@ -802,6 +811,7 @@ static void cache_rec_unlink(struct psd_store *s, struct cache_rec *c)
 		pp = &(*pp)->next;
 	*pp = c->next;
 	s->stats.cache_records--;
+	s->generation++;
 	cache_rec_free(c);
 }
 
@@ -959,6 +969,7 @@ int psd_store_set_cache(struct psd_store *s, const uint8_t id[PSD_HASH_LEN],
 		r = cache_rec_fill(c, dev_encode(st.st_rdev), dm_name,
 				   present, present ? present_len : 0,
 				   ++s->seq);
+	s->generation++;
 	if (r == 0)
 		r = cache_rec_save(s, c);
 	if (r == 0 && dm_name) {

@@ -79,6 +79,14 @@ void psd_store_close(struct psd_store *s);
 
 const struct psd_store_stats *psd_store_get_stats(const struct psd_store *s);
 
+/*
+ * Changes whenever a recorded place of chunks (an origin, a cache record)
+ * is added, replaced or removed, so that the candidate sources of a chunk
+ * (psd_store_in_place(), psd_store_find_copies()) may differ from the last
+ * call: a fetch that counts the sources it tried starts over.
+ */
+uint64_t psd_store_generation(const struct psd_store *s);
+
 /* ---- adding a snapshot ------------------------------------------------- */
 
 /*

@@ -24,7 +24,6 @@
 #define UDP_GRO		104
 #endif
 
-#define BGID		1		/* the loop's only buffer group */
 #define GSO_SLOT_SIZE	65000		/* below IPv4's 65507 with room */
 #define RX_CONTROL_LEN	(CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(uint32_t)))
 #define TX_CONTROL_LEN	CMSG_SPACE(sizeof(uint16_t))
@@ -64,6 +63,10 @@ struct rx_single {
 
 struct psd_udp {
 	struct psd_loop *loop;
+	/* Sockets sharing a loop (the agent has one, tests two): each has
+	 * an id, carried in its operations' tags and its buffer group. */
+	struct psd_udp *next_open;
+	uint16_t id;
 	int fd;
 	psd_udp_recv_fn *recv;
 	void *ctx;
@@ -144,8 +147,9 @@ static void arm_multishot(struct psd_udp *u)
 		return;
 	io_uring_prep_recvmsg_multishot(sqe, u->fd, &u->rx_msg, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = BGID;
-	psd_loop_tag(sqe, (struct psd_ud){ .op = PSD_OP_UDP_RECV, .idx = 0 });
+	sqe->buf_group = u->id;
+	psd_loop_tag(sqe, (struct psd_ud){ .op = PSD_OP_UDP_RECV, .gen = u->id,
+					   .idx = 0 });
 }
 
 static void arm_single(struct psd_udp *u, unsigned int i)
@@ -168,7 +172,7 @@ static void arm_single(struct psd_udp *u, unsigned int i)
 	/* MSG_TRUNC: res is the datagram's real length, even if cut. */
 	io_uring_prep_recvmsg(sqe, u->fd, &r->msg, MSG_TRUNC);
 	psd_loop_tag(sqe, (struct psd_ud){ .op = PSD_OP_UDP_RECV,
-					   .idx = i + 1 });
+					   .gen = u->id, .idx = i + 1 });
 }
 
 static void start_single_shot(struct psd_udp *u)
@@ -346,7 +350,7 @@ static void submit_slot(struct psd_udp *u, int i)
 	}
 	io_uring_prep_sendmsg(sqe, u->fd, &s->msg, 0);
 	psd_loop_tag(sqe, (struct psd_ud){ .op = PSD_OP_UDP_SEND,
-					   .idx = (uint32_t)i });
+					   .gen = u->id, .idx = (uint32_t)i });
 	s->state = SLOT_SUBMITTED;
 }
 
@@ -379,10 +383,44 @@ static void on_send(struct psd_udp *u, unsigned int i, int res)
 	s->state = SLOT_FREE;
 }
 
+/* Every open socket; the loop's handler finds one by loop and id. */
+static struct psd_udp *open_sockets;
+
+static struct psd_udp *socket_by_id(const struct psd_loop *loop, uint16_t id)
+{
+	for (struct psd_udp *u = open_sockets; u; u = u->next_open)
+		if (u->loop == loop && u->id == id)
+			return u;
+	return NULL;
+}
+
+/* The smallest id no other socket of loop has (1..: 0 is no group). */
+static int pick_id(struct psd_udp *u)
+{
+	for (unsigned int id = 1; id <= UINT16_MAX; id++)
+		if (!socket_by_id(u->loop, (uint16_t)id)) {
+			u->id = (uint16_t)id;
+			return 0;
+		}
+	return -EMFILE;
+}
+
+static void unlink_socket(struct psd_udp *u)
+{
+	for (struct psd_udp **p = &open_sockets; *p; p = &(*p)->next_open)
+		if (*p == u) {
+			*p = u->next_open;
+			return;
+		}
+}
+
 static void on_cqe(void *ctx, struct psd_ud ud, int res, uint32_t flags)
 {
-	struct psd_udp *u = ctx;
+	/* A completion of a socket closed since finds none: dropped. */
+	struct psd_udp *u = socket_by_id(ctx, ud.gen);
 
+	if (!u)
+		return;
 	if (ud.op == PSD_OP_UDP_SEND)
 		on_send(u, ud.idx, res);
 	else if (ud.idx == 0)
@@ -484,7 +522,7 @@ static bool setup_buf_ring(struct psd_udp *u)
 	io_uring_buf_ring_init(u->br);
 	reg.ring_addr = (unsigned long)(uintptr_t)mem;
 	reg.ring_entries = u->nbufs;
-	reg.bgid = BGID;
+	reg.bgid = u->id;
 	if (io_uring_register_buf_ring(psd_loop_ring(u->loop), &reg, 0))
 		return false;
 	u->br_registered = true;
@@ -510,7 +548,11 @@ int psd_udp_open(struct psd_udp **ret, struct psd_loop *loop,
 	u->filling = -1;
 	u->recv = cfg->recv;
 	u->ctx = cfg->ctx;
-	r = open_socket(u, cfg, err, errlen);
+	r = pick_id(u);
+	if (r)
+		snprintf(err, errlen, "udp: too many sockets on one loop");
+	else
+		r = open_socket(u, cfg, err, errlen);
 	if (!r) {
 		r = alloc_buffers(u, cfg);
 		if (r)
@@ -522,8 +564,10 @@ int psd_udp_open(struct psd_udp **ret, struct psd_loop *loop,
 	}
 	u->rx_msg.msg_namelen = RX_NAME_LEN;
 	u->rx_msg.msg_controllen = RX_CONTROL_LEN;
-	psd_loop_set_handler(loop, PSD_OP_UDP_RECV, on_cqe, u);
-	psd_loop_set_handler(loop, PSD_OP_UDP_SEND, on_cqe, u);
+	u->next_open = open_sockets;
+	open_sockets = u;
+	psd_loop_set_handler(loop, PSD_OP_UDP_RECV, on_cqe, loop);
+	psd_loop_set_handler(loop, PSD_OP_UDP_SEND, on_cqe, loop);
 	if (!cfg->single_shot && setup_buf_ring(u)) {
 		u->multishot = true;
 		arm_multishot(u);
@@ -534,12 +578,32 @@ int psd_udp_open(struct psd_udp **ret, struct psd_loop *loop,
 	return 0;
 }
 
+/*
+ * The kernel must be done with the buffers before they are freed: cancel
+ * every operation on the socket and wait (kernel 6.0+). Their completions
+ * still come, and find no socket. Where the kernel cannot, the caller's
+ * psd_loop_quiesce() beforehand is what makes closing safe.
+ */
+static void cancel_all(struct psd_udp *u)
+{
+	struct io_uring_sync_cancel_reg reg = {
+		.fd = u->fd,
+		.flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL,
+		.timeout = { .tv_sec = -1, .tv_nsec = -1 },
+	};
+
+	if (u->fd >= 0)
+		io_uring_register_sync_cancel(psd_loop_ring(u->loop), &reg);
+}
+
 void psd_udp_close(struct psd_udp *u)
 {
 	if (!u)
 		return;
+	unlink_socket(u);
+	cancel_all(u);
 	if (u->br_registered)
-		io_uring_unregister_buf_ring(psd_loop_ring(u->loop), BGID);
+		io_uring_unregister_buf_ring(psd_loop_ring(u->loop), u->id);
 	if (u->br)
 		munmap(u->br, u->br_size);
 	if (u->fd >= 0)

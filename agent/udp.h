@@ -31,8 +31,11 @@
  * SQEs, which the loop submits together. No free slot: -ENOBUFS
  * (backpressure: the caller retries after completions).
  *
- * Teardown: psd_loop_quiesce() first (the kernel writes into the buffers
- * until the receive is cancelled), then psd_udp_close().
+ * Teardown: psd_udp_close() cancels the socket's operations and waits
+ * for the kernel to let go of its buffers (synchronous cancel, kernel
+ * 6.0+), so one socket may close while others on the loop go on; where
+ * that is refused, psd_loop_quiesce() first. Several sockets may share a
+ * loop: each gets an id (its operations' tag, its buffer group).
  */
 #ifndef PSD_UDP_H
 #define PSD_UDP_H
@@ -86,7 +89,7 @@ struct psd_udp;
 int psd_udp_open(struct psd_udp **ret, struct psd_loop *loop,
 		 const struct psd_udp_config *cfg, char *err, size_t errlen);
 
-/* Closes the socket and frees everything (after psd_loop_quiesce()). */
+/* Cancels its operations, closes the socket, frees everything. */
 void psd_udp_close(struct psd_udp *u);
 
 /*

@@ -129,7 +129,7 @@ static int on_piece(struct nl_msg *msg, void *arg)
 	    nla_get_u8(tb[PEERSNAP_A_BITMAP_KIND]) != d->kind ||
 	    first != d->next || !count ||
 	    count > d->dev->chunks_total - first ||
-	    nla_len(tb[PEERSNAP_A_BITMAP]) != (int)((count + 7) / 8))
+	    nla_len(tb[PEERSNAP_A_BITMAP]) != (int)(((uint64_t)count + 7) / 8))
 		goto bad;
 	copy_bits(d->bits, first, nla_data(tb[PEERSNAP_A_BITMAP]), count);
 	d->next = first + count;

@@ -259,8 +259,13 @@ static int attach_device(struct cli_client *c, const struct device_args *a,
 	}
 	r = tell_attached(c, m, a->cache, a->name);
 	if (r) {
+		int rm;
+
 		cli_error("%s", c->err);
-		cli_dm_remove(a->name);	/* nothing left behind */
+		rm = cli_dm_remove(a->name);	/* nothing left behind */
+		if (rm)
+			cli_error("%s is left behind: cannot remove it: %s (peersnap detach %s)",
+				  a->name, strerror(-rm), a->name);
 	}
 	return r;
 }

@@ -759,6 +759,42 @@ TEST_F(mengine, stale_in_place_record_falls_back)
 	EXPECT_EQ(0, me->st->chunks_in_place);
 }
 
+/*
+ * The store changes while a chunk's source is being read: the in-place
+ * record is replaced (its chunks no longer present) before the in-place
+ * read completes. The chunk's next candidate is then the origin, the
+ * first of its new list, not the second of it (which does not exist).
+ */
+TEST_F(mengine, store_change_mid_fetch_keeps_every_source)
+{
+	struct mengine *me = &self->me;
+	struct engine *e = &me->e;
+	struct psd_fetch_msg m = fetch(e, 1, 0, 3, PEERSNAP_PRIO_DEMAND);
+	const uint8_t all[2] = { 0xff, 0x0f }, none[2] = { 0, 0 };
+	char err[256];
+
+	ASSERT_EQ(0, set_origin(me, &me->v2));
+	/* Recorded as holding v1's chunks 0..11, but the device holds 0xee. */
+	ASSERT_EQ(0, psd_store_set_cache(e->store, me->v1.sb.id, e->ld.node,
+					 NULL, all, sizeof(all), err,
+					 sizeof(err))) TH_LOG("%s", err);
+	memcpy(m.snapshot_id, me->v2.sb.id, PSD_HASH_LEN);
+	e->n_done = 0;
+	e->want_done = 1;
+	psd_fetch_submit(e->fetch, &m);
+	ASSERT_EQ(0, e->n_done);	/* the in-place read is queued */
+	ASSERT_EQ(0, psd_store_set_cache(e->store, me->v1.sb.id, e->ld.node,
+					 NULL, none, sizeof(none), err,
+					 sizeof(err))) TH_LOG("%s", err);
+	ASSERT_EQ(0, psd_loop_run(e->loop));
+	ASSERT_EQ(1, e->n_done);
+	EXPECT_EQ(0, e->done[0].status);
+	EXPECT_TRUE(device_holds(me, &me->v2, 0, 3));
+	EXPECT_EQ(3, me->st->in_place_stale);
+	EXPECT_EQ(3, me->st->chunks_origin);
+	EXPECT_EQ(0, me->st->no_source);
+}
+
 static void on_read_done(void *ctx, int status)
 {
 	struct mengine *me = ctx;

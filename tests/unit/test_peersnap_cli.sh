@@ -168,6 +168,15 @@ conf="--config $tmp/agent.conf"
 expect publish-without-identity 1 \
 	"no identity at $tmp/keys/identity.key: run 'peersnap keygen' first" \
 	"$p" $conf --socket "$sock" publish "$tmp/small.img" --name s
+# Only a regular file can be a snapshot's origin: a block device is
+# refused before anything is read from it.
+bdev=$(find /dev -maxdepth 1 -type b 2>/dev/null | head -n 1)
+if [ -n "$bdev" ] && [ -r "$bdev" ]; then
+	expect publish-block-device 1 "$bdev: not a regular file" \
+		"$p" $conf --socket "$sock" publish "$bdev" --name b
+else
+	skip publish-block-device "no readable block device node"
+fi
 expect keygen 0 '^[0-9a-f]{64}$' "$p" $conf keygen
 check keygen-mode-0600 test "$(stat -c %a "$tmp/keys/identity.key")" = 600
 check keygen-dir-mode-0700 test "$(stat -c %a "$tmp/keys")" = 700

@@ -250,6 +250,40 @@ TEST_F(store, staged_add_sends_only_what_is_needed)
 	EXPECT_TRUE(hashes_match(self->s, &self->sb));
 }
 
+/* Two control clients adding the same snapshot at once: the second commit
+ * finds it stored by the first, and the store holds it once. */
+TEST_F(store, concurrent_adds_of_one_snapshot_store_it_once)
+{
+	struct psd_store_add *a, *b;
+	const struct psd_store_snapshot *sa, *sb;
+	struct psd_mf_err e;
+	bool existed = true;
+	uint32_t k;
+
+	ASSERT_EQ(0, psd_store_add_begin(self->s, self->sb.manifest,
+					 self->sb.len, &a, &e));
+	ASSERT_EQ(0, psd_store_add_begin(self->s, self->sb.manifest,
+					 self->sb.len, &b, &e));
+	for (k = 0; k < self->sb.geo.index_count; k++) {
+		if (!psd_store_add_needs(a, k))
+			continue;
+		ASSERT_EQ(0, psd_store_add_index(a, k, self->sb.blobs[k].buf,
+						 self->sb.blobs[k].len, &e));
+		ASSERT_EQ(0, psd_store_add_index(b, k, self->sb.blobs[k].buf,
+						 self->sb.blobs[k].len, &e));
+	}
+	ASSERT_EQ(0, psd_store_add_commit(a, &sa, &existed, &e));
+	EXPECT_FALSE(existed);
+	ASSERT_EQ(0, psd_store_add_commit(b, &sb, &existed, &e));
+	EXPECT_TRUE(existed);
+	EXPECT_EQ(sa, sb);
+	EXPECT_EQ(1, psd_store_count(self->s));
+	EXPECT_EQ(1, psd_store_get_stats(self->s)->snapshots);
+	reopen(_metadata, self);
+	EXPECT_EQ(1, psd_store_count(self->s));
+	EXPECT_EQ(0, psd_store_get_stats(self->s)->skipped);
+}
+
 TEST_F(store, refuses_untrusted_tampered_and_bad_index)
 {
 	struct snapbuild evil;

@@ -6,6 +6,7 @@
 . "$PEERSNAP_TOP/tests/vm/lib.sh"
 
 load_module
+make_brd 1 8		# a block device for publish-block-device
 out=$("$PEERSNAP_TOP/tests/unit/test_peersnap_cli.sh" 2>&1)
 totals=$(grep '^# Totals:' <<<"$out")
 diag "$(grep -E '^not ok|^#|SKIP' <<<"$out" | head -n 60)"
