@@ -79,6 +79,8 @@ static const struct counter_field fetch_fields[] = {
 	FIELD("fetch.", psd_fetch_stats, in_place_stale),
 	FIELD("fetch.", psd_fetch_stats, source_errors),
 	FIELD("fetch.", psd_fetch_stats, no_source),
+	FIELD("fetch.", psd_fetch_stats, chunks_peer),
+	FIELD("fetch.", psd_fetch_stats, peer_errors),
 	FIELD("fetch.", psd_fetch_stats, reads),
 	FIELD("fetch.", psd_fetch_stats, reads_failed),
 };

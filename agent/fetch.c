@@ -20,6 +20,10 @@
  * minus in place and the writes, into a pooled buffer copied out at the
  * end (O_DIRECT reads from devices need an aligned buffer).
  *
+ * A peer source (swarm.h) is a run of one chunk: the request is asked
+ * for by hash and its bytes land in the buffer like a read's, verified
+ * the same way (the swarm checked them too: a bad sender is -EBADMSG).
+ *
  * Each step is one SQE; a short read or write resubmits the remainder.
  * Reads of images are buffered (an image may sit on any file system and
  * end at any byte); reads of and writes to devices are O_DIRECT. Chunk
@@ -45,6 +49,7 @@
 #include "fetch.h"
 #include "log.h"
 #include "source.h"
+#include "swarm.h"
 
 #define FETCH_MAX_FREE_BUFFERS	(64u << 20)
 /* One FIFO per kernel priority, then the reads of psd_fetch_read(). */
@@ -112,6 +117,7 @@ struct psd_fetch {
 	struct psd_origins *origins;
 	struct psd_cache *cache;
 	struct psd_store *store;
+	struct psd_swarm *swarm;	/* NULL: no peers */
 	struct psd_bufpool *pool;
 	struct psd_fetch_limits lim;
 	const struct psd_fetch_ops *ops;
@@ -459,6 +465,7 @@ static bool candidate(struct psd_fetch *f, const struct fetch_req *req,
 		.chunk = req->msg.first_chunk + c,
 		.hash = req->chunks[c].hash,
 		.target_dev = req->is_read ? 0 : req->msg.cache_dev,
+		.peers = f->swarm != NULL,
 	};
 	unsigned int n = psd_src_list(f->store, f->origins, &w, list);
 
@@ -479,6 +486,8 @@ static void count_source(struct psd_fetch *f, enum psd_src_kind kind,
 		f->stats.chunks_in_place++;
 	else if (kind == PSD_SRC_CACHE)
 		f->stats.chunks_cache++;
+	else if (kind == PSD_SRC_PEER)
+		f->stats.chunks_peer++;
 	else
 		f->stats.chunks_origin++;
 }
@@ -524,10 +533,103 @@ static void run_failed(struct psd_fetch *f, struct fetch_req *req, int err)
 	req->cursor = req->run.first;
 }
 
+/* ---- a chunk from a peer ------------------------------------------------ */
+
+#define RUN_ASKED	1
+
+/* Who a peer's answer is for: the slot may have moved on by then. */
+struct peer_wait {
+	struct psd_fetch *f;
+	uint32_t slot;
+	uint16_t gen;
+};
+
+static void manifest_step(struct psd_fetch *f, struct fetch_req *req);
+static void pump(struct psd_fetch *f);
+
+/* The peer could not deliver the run's chunk: it moves on. */
+static void peer_failed(struct psd_fetch *f, struct fetch_req *req, int err)
+{
+	psd_dbg("request %llu: chunk %llu from a peer: %s",
+		(unsigned long long)req->msg.request_id,
+		(unsigned long long)(req->msg.first_chunk + req->run.first),
+		strerror(-err));
+	f->stats.peer_errors++;
+	req->chunks[req->run.first].attempt++;
+	req->cursor = req->run.first;
+}
+
+/* Shutdown took the swarm away: leave the FETCH to the next agent. */
+static void peer_abandon(struct psd_fetch *f, struct fetch_req *req)
+{
+	if (!req->is_read && !req->forgotten) {
+		hash_del(f, req);
+		req->forgotten = true;
+	}
+	finish(f, req, -ECANCELED);
+}
+
+static void peer_done(void *ctx, int err, const uint8_t *bytes, size_t len)
+{
+	struct peer_wait *w = ctx;
+	struct psd_fetch *f = w->f;
+	struct fetch_req *req = slot_req(f, (struct psd_ud){
+		.op = PSD_OP_ORIGIN_READ, .gen = w->gen, .idx = w->slot });
+	uint64_t cs;
+
+	free(w);
+	if (!req)
+		return;
+	if (err == -ECANCELED) {
+		peer_abandon(f, req);
+		return;
+	}
+	cs = chunk_bytes(req);
+	if (err == 0 && len != cs)
+		err = -EBADMSG;
+	if (err) {
+		peer_failed(f, req, err);
+	} else {
+		memcpy((char *)req->buf + req->run.first * cs, bytes, len);
+		req->run.read_len = len;
+		run_verify(f, req);
+	}
+	manifest_step(f, req);
+	pump(f);
+}
+
+/* Asks any peer for the run's one chunk; prefetches yield to demand. */
+static int peer_ask(struct psd_fetch *f, struct fetch_req *req)
+{
+	enum psd_swarm_class cls =
+		req->msg.priority == PEERSNAP_PRIO_PREFETCH && !req->is_read ?
+		PSD_SWARM_SCAVENGER : PSD_SWARM_DEMAND;
+	struct peer_wait *w = malloc(sizeof(*w));
+	int r;
+
+	req->run.fd = -1;
+	req->run.own_fd = false;
+	if (!w) {
+		r = -ENOMEM;
+	} else {
+		*w = (struct peer_wait){ f, req->slot, f->slots[req->slot].gen };
+		r = psd_swarm_request(f->swarm, NULL,
+				      req->chunks[req->run.first].hash,
+				      chunk_bytes(req), cls, peer_done, w);
+	}
+	if (r < 0) {
+		free(w);
+		peer_failed(f, req, r);
+		return -EAGAIN;
+	}
+	return RUN_ASKED;
+}
+
 /*
  * Plans the run that starts at unresolved chunk c: opens its source and
  * extends it over the following chunks whose candidates continue it.
- * -EAGAIN: the source failed, c moved on; -EIO: c has no source left.
+ * -EAGAIN: the source failed, c moved on; -EIO: c has no source left;
+ * RUN_ASKED: a peer was asked for c, peer_done() goes on.
  */
 static int run_plan(struct psd_fetch *f, struct fetch_req *req, uint32_t c)
 {
@@ -542,6 +644,8 @@ static int run_plan(struct psd_fetch *f, struct fetch_req *req, uint32_t c)
 	}
 	run->first = c;
 	run->count = 1;
+	if (run->src.kind == PSD_SRC_PEER)
+		return peer_ask(f, req);
 	r = psd_src_open(&run->src, f->origins, req->msg.snapshot_id,
 			 req->cache_fd, &run->fd, &run->own_fd, &size);
 	if (r < 0) {
@@ -627,6 +731,8 @@ static void manifest_step(struct psd_fetch *f, struct fetch_req *req)
 			finish(f, req, r);
 			return;
 		}
+		if (r == RUN_ASKED)
+			return;
 		req->done = 0;
 		if (req->run.read_len) {
 			submit_rw(f, req, PSD_OP_ORIGIN_READ);
@@ -1017,6 +1123,11 @@ unsigned int psd_fetch_inflight(const struct psd_fetch *f)
 unsigned int psd_fetch_queued(const struct psd_fetch *f)
 {
 	return f->queued;
+}
+
+void psd_fetch_set_swarm(struct psd_fetch *f, struct psd_swarm *sw)
+{
+	f->swarm = sw;
 }
 
 const struct psd_fetch_stats *psd_fetch_get_stats(const struct psd_fetch *f)

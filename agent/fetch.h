@@ -79,6 +79,9 @@ struct psd_fetch_stats {
 	uint64_t in_place_stale;	/* the target held other data */
 	uint64_t source_errors;		/* a source failed to open or read */
 	uint64_t no_source;		/* a chunk no source could serve */
+	uint64_t chunks_peer;		/* received from a peer */
+	uint64_t peer_errors;		/* a peer had it not, sent bad bytes,
+					 * or could not be reached */
 	uint64_t reads;			/* psd_fetch_read() completions */
 	uint64_t reads_failed;
 };
@@ -105,6 +108,15 @@ int psd_fetch_init(struct psd_fetch **ret, struct psd_loop *loop,
 		   struct psd_store *store,
 		   const struct psd_fetch_limits *limits,
 		   const struct psd_fetch_ops *ops, void *ctx);
+/*
+ * Adds configured peers (swarm.h) as the last source of manifest-backed
+ * chunks; NULL takes them away again, before the swarm is freed (its
+ * requests' -ECANCELED then abandons their FETCHes unanswered: the kernel
+ * resends them to the next agent).
+ */
+struct psd_swarm;
+void psd_fetch_set_swarm(struct psd_fetch *f, struct psd_swarm *sw);
+
 /* Frees everything; in-flight I/O must be quiesced first (loop.h).
  * Reads still queued or in flight are dropped without their cb. */
 void psd_fetch_uninit(struct psd_fetch *f);

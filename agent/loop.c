@@ -23,6 +23,8 @@ struct psd_loop {
 	struct psd_handler handlers[__PSD_OP_MAX];
 	unsigned int outstanding;
 	bool stop;
+	psd_loop_idle_fn idle;
+	void *idle_ctx;
 };
 
 struct psd_completion {
@@ -190,6 +192,12 @@ static void reap(struct psd_loop *loop, bool run_handlers)
 		;
 }
 
+void psd_loop_set_idle(struct psd_loop *loop, psd_loop_idle_fn fn, void *ctx)
+{
+	loop->idle = fn;
+	loop->idle_ctx = ctx;
+}
+
 int psd_loop_run(struct psd_loop *loop)
 {
 	int r;
@@ -202,6 +210,8 @@ int psd_loop_run(struct psd_loop *loop)
 		    r != -ETIME)
 			return r;
 		reap(loop, true);
+		if (loop->idle && !loop->stop)
+			loop->idle(loop->idle_ctx);
 	}
 	/* Hand over what the last handlers queued (FETCH_DONE is not here). */
 	io_uring_submit(&loop->ring);

@@ -33,6 +33,7 @@ enum psd_op {
 	PSD_OP_CONTROL_IO,	/* control socket: a client's recv or send */
 	PSD_OP_UDP_RECV,	/* udp: (multishot) recvmsg */
 	PSD_OP_UDP_SEND,	/* udp: a batch slot's sendmsg */
+	PSD_OP_SWARM_TIMER,	/* main: the swarm's next deadline (or its update) */
 	__PSD_OP_MAX
 };
 
@@ -88,6 +89,14 @@ void psd_loop_set_handler(struct psd_loop *loop, enum psd_op op,
  */
 struct io_uring_sqe *psd_loop_sqe(struct psd_loop *loop);
 void psd_loop_tag(struct io_uring_sqe *sqe, struct psd_ud ud);
+
+/*
+ * Called after each batch of completions was dispatched, before the loop
+ * waits again: for work that depends on what any handler did (the swarm's
+ * next deadline moves with every datagram and request). NULL: none.
+ */
+typedef void (*psd_loop_idle_fn)(void *ctx);
+void psd_loop_set_idle(struct psd_loop *loop, psd_loop_idle_fn fn, void *ctx);
 
 /* Runs until psd_loop_stop(); returns 0 or a fatal -errno. */
 int psd_loop_run(struct psd_loop *loop);

@@ -24,7 +24,10 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "cache.h"
 #include "chunkhash.h"
@@ -36,7 +39,9 @@
 #include "log.h"
 #include "loop.h"
 #include "origin.h"
+#include "serve.h"
 #include "store.h"
+#include "swarm.h"
 
 #define PEERSNAPD_VERSION	"0.1.0"
 #define DRAIN_TIMEOUT_MS	5000
@@ -47,6 +52,7 @@ struct agent {
 	struct psd_config cfg;
 	bool foreground;
 	bool verbose;
+	bool no_kernel;		/* --no-kernel: serve peers only */
 
 	struct psd_loop *loop;
 	struct psd_origins *origins;
@@ -55,6 +61,11 @@ struct agent {
 	struct psd_fetch *fetch;
 	struct psd_genl *genl;
 	struct psd_control *control;
+	struct psd_identity id;		/* with peers only */
+	struct psd_serve *serve;
+	struct psd_swarm *swarm;	/* NULL: no peers configured */
+	uint64_t swarm_armed;		/* the live timer's deadline; 0: none */
+	struct __kernel_timespec swarm_ts, swarm_update_ts;
 	int sigfd;
 	struct signalfd_siginfo siginfo;
 	struct __kernel_timespec drain_ts;
@@ -81,6 +92,8 @@ static void usage(FILE *out)
 "  -p, --peer HOST:PORT=KEY a peer (IPv4, [IPv6] or a name; KEY its 64-hex\n"
 "                           identity); repeatable; adds to [peer] in the file\n"
 "  -s, --state-dir DIR      state directory (default %s)\n"
+"      --no-kernel          do not register with dm-peersnap: only serve\n"
+"                           chunks to peers (needs --peer or [peer])\n"
 "  -n, --max-inflight N     concurrent fetches, 1..%d (default %d)\n"
 "  -f, --foreground         do not daemonize; log to stderr\n"
 "  -v, --verbose            debug logging\n"
@@ -103,7 +116,7 @@ struct cli {
 	size_t n_origins;
 	struct psd_peer_spec *peers;
 	size_t n_peers;
-	bool foreground, verbose;
+	bool foreground, verbose, no_kernel;
 };
 
 static int parse_max_inflight(const char *s, long *ret)
@@ -162,6 +175,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 		{ "origin", required_argument, NULL, 'o' },
 		{ "peer", required_argument, NULL, 'p' },
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "no-kernel", no_argument, NULL, 'K' },
 		{ "max-inflight", required_argument, NULL, 'n' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -187,6 +201,9 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 			break;
 		case 's':
 			cli->state_dir = optarg;
+			break;
+		case 'K':
+			cli->no_kernel = true;
 			break;
 		case 'n':
 			if (parse_max_inflight(optarg, &cli->max_inflight) < 0) {
@@ -542,12 +559,15 @@ static int signals_init(struct agent *a)
 
 /* ---- startup and shutdown ---------------------------------------------- */
 
-static unsigned int ring_entries(unsigned int max_inflight)
+static unsigned int ring_entries(unsigned int max_inflight, bool peers)
 {
-	unsigned int n = 64;
+	unsigned int want = max_inflight + 16, n = 64;
 
-	/* One SQE per fetch in flight, plus signal, timer, poll, cancel. */
-	while (n < max_inflight + 16)
+	/* One SQE per fetch in flight, plus signal, timer, poll, cancel;
+	 * with peers, the socket's sends and receives and the swarm timer. */
+	if (peers)
+		want += PSD_UDP_TX_SLOTS + PSD_UDP_SINGLE_SHOT + 2;
+	while (n < want)
 		n <<= 1;
 	return n;
 }
@@ -647,6 +667,150 @@ static int engine_start(struct agent *a)
 	return r;
 }
 
+/* ---- peers: the swarm ------------------------------------------------- */
+
+/*
+ * One io_uring timeout is armed at the swarm's next deadline (absolute,
+ * CLOCK_MONOTONIC like the swarm's clock). Every handler may move that
+ * deadline (a datagram, a request, the timer itself), so it is checked
+ * after each batch of completions (the loop's idle hook): an earlier one
+ * updates the live timeout, a later one waits for it to fire.
+ */
+enum { SWARM_TIMER, SWARM_TIMER_UPDATE };
+
+static void ns_to_ts(uint64_t ns, struct __kernel_timespec *ts)
+{
+	ts->tv_sec = (long long)(ns / 1000000000ull);
+	ts->tv_nsec = (long long)(ns % 1000000000ull);
+}
+
+static void swarm_arm(void *ctx)
+{
+	struct agent *a = ctx;
+	struct io_uring_sqe *sqe;
+	uint64_t d;
+
+	if (!a->swarm)
+		return;
+	d = psd_swarm_next_deadline(a->swarm);
+	if (d == UINT64_MAX || (a->swarm_armed && d >= a->swarm_armed))
+		return;
+	sqe = psd_loop_sqe(a->loop);
+	if (!sqe)
+		return;		/* the ring is sized so that it cannot */
+	if (a->swarm_armed) {
+		ns_to_ts(d, &a->swarm_update_ts);
+		io_uring_prep_timeout_update(sqe, &a->swarm_update_ts,
+			psd_ud_encode((struct psd_ud){
+				.op = PSD_OP_SWARM_TIMER, .idx = SWARM_TIMER }),
+			IORING_TIMEOUT_ABS);
+		psd_loop_tag(sqe, (struct psd_ud){
+			.op = PSD_OP_SWARM_TIMER, .idx = SWARM_TIMER_UPDATE });
+	} else {
+		ns_to_ts(d, &a->swarm_ts);
+		io_uring_prep_timeout(sqe, &a->swarm_ts, 0, IORING_TIMEOUT_ABS);
+		psd_loop_tag(sqe, (struct psd_ud){
+			.op = PSD_OP_SWARM_TIMER, .idx = SWARM_TIMER });
+	}
+	a->swarm_armed = d;
+}
+
+static void on_swarm_timer(void *ctx, struct psd_ud ud, int res,
+			   uint32_t flags)
+{
+	struct agent *a = ctx;
+
+	(void)flags;
+	/* An update's own completion; -ENOENT: the timer had just fired. */
+	if (ud.idx != SWARM_TIMER)
+		return;
+	a->swarm_armed = 0;
+	if (res == -ETIME && a->swarm)
+		psd_swarm_on_timer(a->swarm);
+}
+
+/* Peers need our identity: without one, no handshake can complete. */
+static int identity_load(struct agent *a)
+{
+	char *path = psd_config_identity_path(&a->cfg), err[PATH_MAX + 128];
+	int r;
+
+	if (!path)
+		return -ENOMEM;
+	r = psd_identity_load(path, &a->id, err, sizeof(err));
+	if (r == -ENOENT)
+		psd_err("%zu peers configured but no identity at %s: make one with `peersnap keygen`",
+			a->cfg.n_peers, path);
+	else if (r < 0)
+		psd_err("%s", err);
+	free(path);
+	return r;
+}
+
+static uint64_t realtime_offset(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec -
+	       psd_swarm_now();
+}
+
+/* After the store (what we serve) and the fetch engine (who asks). */
+static int swarm_start(struct agent *a)
+{
+	struct psd_swarm_config sc = {
+		.loop = a->loop, .id = &a->id,
+		.listen = a->cfg.listen, .port = a->cfg.port,
+		.realtime_offset_ns = realtime_offset(),
+		.lookup = psd_serve_lookup,
+	};
+	char err[512];
+	int r;
+
+	if (!a->cfg.n_peers)
+		return 0;
+	r = identity_load(a);
+	if (r < 0)
+		return r;
+	r = psd_serve_new(&a->serve, a->store);
+	if (r < 0)
+		return r;
+	sc.lookup_ctx = a->serve;
+	randombytes_buf(&sc.seed, sizeof(sc.seed));
+	r = psd_swarm_new(&sc, &a->swarm, err, sizeof(err));
+	if (r == 0)
+		r = psd_swarm_load_peers(a->swarm, &a->cfg, err, sizeof(err));
+	if (r < 0) {
+		psd_err("peers: %s", err);
+		return r;
+	}
+	psd_loop_set_handler(a->loop, PSD_OP_SWARM_TIMER, on_swarm_timer, a);
+	psd_loop_set_idle(a->loop, swarm_arm, a);
+	psd_fetch_set_swarm(a->fetch, a->swarm);
+	psd_info("peers: %zu, listening on [%s]:%u", a->cfg.n_peers,
+		 a->cfg.listen, a->cfg.port);
+	return 0;
+}
+
+/*
+ * Before the loop quiesces, like the control socket: the fetch engine
+ * stops asking, the swarm fails its requests (their FETCHes are left to
+ * the next agent) and closes its socket.
+ */
+static void swarm_stop(struct agent *a)
+{
+	if (a->fetch)
+		psd_fetch_set_swarm(a->fetch, NULL);
+	if (a->loop)
+		psd_loop_set_idle(a->loop, NULL, NULL);
+	psd_swarm_free(a->swarm);
+	a->swarm = NULL;
+	psd_serve_free(a->serve);
+	a->serve = NULL;
+	psd_identity_wipe(&a->id);
+}
+
 /* ---- the control socket ------------------------------------------------ */
 
 /* After the store and the fetch engine, whose state it serves. */
@@ -690,10 +854,13 @@ static int agent_start(struct agent *a)
 {
 	int r;
 
-	r = genl_start(a);
-	if (r < 0)
-		return r;
-	r = psd_loop_init(&a->loop, ring_entries(a->cfg.max_inflight));
+	if (!a->no_kernel) {
+		r = genl_start(a);
+		if (r < 0)
+			return r;
+	}
+	r = psd_loop_init(&a->loop, ring_entries(a->cfg.max_inflight,
+						    a->cfg.n_peers > 0));
 	if (r < 0) {
 		psd_err("io_uring: %s", strerror(-r));
 		return r;
@@ -709,9 +876,14 @@ static int agent_start(struct agent *a)
 	r = engine_start(a);
 	if (r < 0)
 		return r;
+	r = swarm_start(a);
+	if (r < 0)
+		return r;
 	r = control_start(a);
 	if (r < 0)
 		return r;
+	if (a->no_kernel)
+		return 0;
 	r = psd_genl_register(a->genl);
 	if (r < 0) {
 		psd_err("REGISTER: %s%s", strerror(-r),
@@ -761,6 +933,7 @@ static void agent_stop(struct agent *a)
 	bool quiet = true;
 
 	log_stats(a);
+	swarm_stop(a);
 	control_stop(a);
 	if (a->loop)
 		quiet = psd_loop_quiesce(a->loop, QUIESCE_TIMEOUT_MS);
@@ -795,6 +968,11 @@ static int configure(struct agent *a, int argc, char **argv)
 	}
 	a->foreground = cli.foreground;
 	a->verbose = cli.verbose;
+	a->no_kernel = cli.no_kernel;
+	if (r < 0 && a->no_kernel && !a->cfg.n_peers) {
+		psd_err("--no-kernel serves peers only, and no peer is configured (--peer, [peer])");
+		r = EXIT_USAGE;
+	}
 	free(cli.origins);
 	free(cli.peers);
 	return r;

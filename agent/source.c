@@ -16,7 +16,7 @@ unsigned int psd_src_list(struct psd_store *store,
 {
 	const struct psd_manifest *m = psd_store_manifest(w->sn);
 	uint64_t off = w->chunk * m->geo.chunk_size, size;
-	struct psd_store_copy copies[PSD_SRC_MAX - 2];
+	struct psd_store_copy copies[PSD_SRC_MAX - 3];
 	unsigned int n = 0;
 	size_t i, nc;
 	int fd;
@@ -25,7 +25,7 @@ unsigned int psd_src_list(struct psd_store *store,
 	    psd_store_in_place(store, w->target_dev, w->sn, w->chunk, w->hash))
 		ret[n++] = (struct psd_src){ PSD_SRC_IN_PLACE, NULL, 0, off };
 	nc = psd_store_find_copies(store, w->hash, m->geo.chunk_size, copies,
-				   PSD_SRC_MAX - 2);
+				   PSD_SRC_MAX - 3);
 	for (i = 0; i < nc; i++) {
 		struct psd_store_copy *c = &copies[i];
 
@@ -39,13 +39,15 @@ unsigned int psd_src_list(struct psd_store *store,
 	}
 	if (psd_origins_open(origins, m->id, &fd, &size) == 0)
 		ret[n++] = (struct psd_src){ PSD_SRC_CONFIGURED, NULL, 0, off };
+	if (w->peers)
+		ret[n++] = (struct psd_src){ PSD_SRC_PEER, NULL, 0, 0 };
 	return n;
 }
 
 bool psd_src_follows(const struct psd_src *a, const struct psd_src *b,
 		     uint64_t step)
 {
-	if (a->kind != b->kind || a->dev != b->dev ||
+	if (a->kind != b->kind || a->kind == PSD_SRC_PEER || a->dev != b->dev ||
 	    b->offset != a->offset + step)
 		return false;
 	return a->path == b->path ||
@@ -91,6 +93,8 @@ int psd_src_open(const struct psd_src *s, struct psd_origins *origins,
 		return 0;
 	case PSD_SRC_CONFIGURED:
 		return psd_origins_open(origins, id, ret_fd, ret_size);
+	case PSD_SRC_PEER:
+		return -EINVAL;
 	case PSD_SRC_ORIGIN:
 		r = open_file(s->path, 0, ret_fd, &st);
 		if (r == 0 && !S_ISREG(st.st_mode)) {
