@@ -12,11 +12,11 @@
 
 #include "kselftest_harness.h"
 
-#include <ftw.h>
 
 #include "bufpool.h"
 #include "fetch.h"
 #include "loopdev.h"
+#include "rmtree.h"
 #include "snapbuild.h"
 
 /* ---- plan math --------------------------------------------------------- */
@@ -587,15 +587,6 @@ static int mengine_start(struct mengine *me)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void mengine_stop(struct mengine *me)
 {
 	struct engine *e = &me->e;
@@ -611,7 +602,7 @@ static void mengine_stop(struct mengine *me)
 	snapbuild_free(&me->v2.sb);
 	free(me->v1.data);
 	free(me->v2.data);
-	nftw(me->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	rmtree(me->dir);
 }
 
 /* Runs one FETCH of [first, first + count) of p to completion. */

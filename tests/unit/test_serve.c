@@ -6,7 +6,6 @@
  * that holds other data, are -ENOENT; a hit is served from the table.
  */
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,6 +13,7 @@
 #include "kselftest_harness.h"
 
 #include "serve.h"
+#include "rmtree.h"
 #include "snapbuild.h"
 
 #define CHUNK	65536u
@@ -66,22 +66,13 @@ static int env_start(struct env *e)
 	return psd_serve_new(&e->serve, e->store);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void env_stop(struct env *e)
 {
 	psd_serve_free(e->serve);
 	psd_store_close(e->store);
 	snapbuild_free(&e->sb);
 	free(e->data);
-	nftw(e->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	rmtree(e->dir);
 }
 
 static void hash_of(struct env *e, uint32_t c, uint8_t ret[PSD_HASH_LEN])

@@ -9,7 +9,6 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 
 #include "loopdev.h"
 #include "origin.h"
+#include "rmtree.h"
 #include "snapbuild.h"
 
 #define CS		4096u
@@ -56,20 +56,6 @@ static uint8_t *make_image(unsigned int seed)
 		d[i] = (i / CS >= 128 && i / CS < 256) ? 0
 			: (uint8_t)(i * 31 + seed * 7 + (i >> 12) + 1);
 	return d;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static int count_files(const char *dir, const char *sub, const char *prefix)
@@ -135,7 +121,7 @@ FIXTURE_TEARDOWN(store)
 	psd_store_close(self->s);
 	snapbuild_free(&self->sb);
 	free(self->data);
-	rm_rf(self->dir);
+	rmtree(self->dir);
 }
 
 static void reopen(struct __test_metadata *_metadata,

@@ -28,15 +28,9 @@ psn() {
 	"$PEERSNAP" --config $CONF "$@"
 }
 
-# counter NAME: one of the agent's counters (`peersnap status`).
+# counter NAME: one of the agent's counters.
 counter() {
-	psn status --json | tr '{},' '\n\n\n' |
-		sed -n "s/^ *\"$1\": *\\([0-9]*\\)\$/\\1/p"
-}
-
-# device_sum NAME: sha256 of the whole dm device.
-device_sum() {
-	dd if=/dev/mapper/"$1" bs=1M iflag=direct status=none | sha256sum
+	agent_counter "$1" psn
 }
 
 # change_chunks FILE CHUNK...: new random bytes in 4 KiB of each chunk.

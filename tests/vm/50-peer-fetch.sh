@@ -43,14 +43,9 @@ psb() {
 	"$PEERSNAP" --config $DIR/b.conf "$@"
 }
 
-# counter NAME: one of B's counters (`peersnap status`).
+# counter NAME: one of the agent's counters.
 counter() {
-	psb status --json | tr '{},' '\n\n\n' |
-		sed -n "s/^ *\"$1\": *\\([0-9]*\\)\$/\\1/p"
-}
-
-device_sum() {
-	dd if=/dev/mapper/"$1" bs=1M iflag=direct status=none | sha256sum
+	agent_counter "$1" psb
 }
 
 # write_conf NAME IP PEER_IP PEER_KEY [TRUSTED_KEY]

@@ -8,6 +8,8 @@
 #   ps_create NAME LEN CHUNK ID [FEATURES...]   on /dev/ram0 (md) + /dev/ram1
 #   ps_field NAME FIELD         one field of `dmsetup status` by name
 #   chunks_present NAME         the <present> of <present>/<total>
+#   agent_counter NAME CLI...   an agent's counter, from `CLI... status --json`
+#   device_sum NAME             sha256 of the whole dm device NAME
 #   private_copy FILE           path of a copy of FILE in guest RAM
 
 # Programs run from private copies in guest RAM, taken when the test starts.
@@ -129,4 +131,15 @@ chunks_present() {
 # Zeroes the metadata device so the next ps_create formats it afresh.
 wipe_metadata() {
 	dd if=/dev/zero of=/dev/ram0 bs=1M count=1 oflag=direct status=none
+}
+
+agent_counter() {
+	local name=$1
+	shift
+	"$@" status --json | tr '{},' '\n\n\n' |
+		sed -n "s/^ *\"$name\": *\\([0-9]*\\)\$/\\1/p"
+}
+
+device_sum() {
+	dd if=/dev/mapper/"$1" bs=1M iflag=direct status=none | sha256sum
 }
