@@ -12,25 +12,7 @@ h=$agent/peersnap-hostile
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-n=0 pass=0 fail=0 skip=0
-ok() { n=$((n + 1)); pass=$((pass + 1)); echo "ok $n $1"; }
-not_ok() { n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n $1"; sed 's/^/#   /' "$tmp/out"; }
-skip() { n=$((n + 1)); skip=$((skip + 1)); echo "ok $n $1 # SKIP $2"; }
-
-# expect NAME STATUS REGEX CMD...: CMD exits STATUS, its output matches REGEX
-expect()
-{
-	name=$1 want=$2 re=$3
-	shift 3
-	"$@" >"$tmp/out" 2>&1 </dev/null
-	rc=$?
-	if [ "$rc" -eq "$want" ] && grep -Eq -- "$re" "$tmp/out"; then
-		ok "$name"
-	else
-		echo "exit $rc, wanted $want and /$re/" >>"$tmp/out"
-		not_ok "$name"
-	fi
-}
+. "$here/cli-expect.sh"
 
 echo "TAP version 13"
 echo "1..27"
@@ -79,5 +61,5 @@ else
 	expect hostile-no-module 3 'family not found' "$h" register
 fi
 
-echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:$skip error:0"
+totals
 [ "$fail" -eq 0 ]

@@ -29,25 +29,7 @@ cleanup()
 }
 trap cleanup EXIT
 
-n=0 pass=0 fail=0 skip=0
-ok() { n=$((n + 1)); pass=$((pass + 1)); echo "ok $n $1"; }
-not_ok() { n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n $1"; sed 's/^/#   /' "$tmp/out"; }
-skip() { n=$((n + 1)); skip=$((skip + 1)); echo "ok $n $1 # SKIP $2"; }
-
-# expect NAME STATUS REGEX CMD...: CMD exits STATUS, its output matches REGEX
-expect()
-{
-	name=$1 want=$2 re=$3
-	shift 3
-	"$@" >"$tmp/out" 2>&1 </dev/null
-	rc=$?
-	if [ "$rc" -eq "$want" ] && grep -Eq -- "$re" "$tmp/out"; then
-		ok "$name"
-	else
-		echo "exit $rc, wanted $want and /$re/" >>"$tmp/out"
-		not_ok "$name"
-	fi
-}
+. "$here/cli-expect.sh"
 
 # hex_id FILE: the snapshot id a command printed (stdout, among stderr)
 hex_id()
@@ -208,7 +190,7 @@ if [ ! -S "$tmp/run/control.sock" ]; then
 	for t in status publish ls show table pull; do
 		skip "daemon-$t" "peersnapd did not start: $why"
 	done
-	echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:$skip error:0"
+	totals
 	echo "1..$n"
 	[ "$fail" -eq 0 ]
 	exit
@@ -279,6 +261,6 @@ expect daemon-publish-json 0 '^\{"id":"[0-9a-f]{64}","name":"json \\"quoted\\"",
 	"$p" $conf --json publish "$tmp/v2.raw" --name 'json "quoted"' --chunk-size 4k
 expect daemon-status-counts 0 '"store.snapshots":3' "$p" $conf --json status
 
-echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:$skip error:0"
+totals
 echo "1..$n"
 [ "$fail" -eq 0 ]

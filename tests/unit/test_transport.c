@@ -336,6 +336,15 @@ static struct sim_link_cfg path(uint64_t mbit, uint64_t delay_ms)
 				      .queue_bytes = bdp > 64 * KiB ? bdp : 64 * KiB };
 }
 
+/* Gilbert-Elliott bursts that lose every packet, bad `bad` of the time
+ * (mean burst 1 / 0.3 packets). */
+static void bursty(struct sim_link_cfg *l, double bad)
+{
+	l->ge_p_bg = 0.3;
+	l->ge_p_gb = 0.3 * bad / (1 - bad);
+	l->ge_loss_bad = 1.0;
+}
+
 TEST(lossless_50mbit_goodput)
 {
 	struct setup su = { .up = path(50, 25), .down = path(50, 25),
@@ -374,9 +383,8 @@ TEST(bursty_loss_30pct)
 			    .seed = 3 };
 	struct transfer t;
 
-	su.up.ge_p_bg = su.down.ge_p_bg = 0.3;
-	su.up.ge_p_gb = su.down.ge_p_gb = 0.3 * 0.3 / 0.7;
-	su.up.ge_loss_bad = su.down.ge_loss_bad = 1.0;
+	bursty(&su.up, 0.3);
+	bursty(&su.down, 0.3);
 	RUN_TRANSFER(t, su, 600 * SEC);
 	report(_metadata, "10 Mbit/s, 40 ms RTT, 30% bursty loss", &t);
 	/* BBR does not collapse its window on each burst: CUBIC did 0.16. */
@@ -393,9 +401,7 @@ TEST(ack_path_loss_30pct)
 			    .seed = 19 };
 	struct transfer t;
 
-	su.up.ge_p_bg = 0.3;
-	su.up.ge_p_gb = 0.3 * 0.3 / 0.7;
-	su.up.ge_loss_bad = 1.0;
+	bursty(&su.up, 0.3);
 	RUN_TRANSFER(t, su, 120 * SEC);
 	report(_metadata, "20 Mbit/s, 40 ms RTT, 30% bursty loss of ACKs", &t);
 	/* Later ACKs cover what lost ones said: the data path stays full. */
