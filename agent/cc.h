@@ -17,6 +17,15 @@
  * (cc_ledbat.c) for background traffic. A controller with a model of the
  * path also sets the pacing rate itself and takes one delivery-rate
  * sample per ACK (on_rate_sample).
+ *
+ * A connection runs two at once (conn_cc.c): its own controller and a
+ * LEDBAT one, both fed every event of the one recovery; the LEDBAT one
+ * decides the window and pacing rate while all the connection has to
+ * send is data of background requests (the scavenger class), its own
+ * controller as soon as anything of the demand class waits. A controller
+ * must therefore keep its state valid while the other one decides: rate
+ * samples taken then are marked application-limited, and it is never
+ * re-initialized on a switch.
  */
 #ifndef PSD_CC_H
 #define PSD_CC_H
@@ -87,8 +96,10 @@ struct psd_ledbat {
 struct psd_bbr {
 	uint8_t mode;			/* enum in cc_bbr.c */
 	double pacing_gain, cwnd_gain;
-	/* The largest delivery rate of each of the last rounds, bytes/s. */
+	/* The largest delivery rate of each of the last rounds, bytes/s;
+	 * only rounds not application-limited count (bw_rounds). */
 	uint64_t bw_round_max[PSD_BBR_BW_ROUNDS];
+	uint64_t bw_rounds;
 	uint64_t round, next_round_delivered;
 	uint64_t min_rtt, min_rtt_stamp;
 	/* Startup ends when the bandwidth stops growing by 25% a round. */

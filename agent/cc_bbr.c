@@ -10,6 +10,13 @@
  * which does not lower the delivery rate much, does not collapse the
  * sending rate as it does CUBIC's.
  *
+ * The bandwidth filter counts only rounds the sender used its window in:
+ * an application-limited round (nothing to send, or the connection held
+ * by its scavenger limit, conn_cc.c) says nothing about the path, so it
+ * neither lowers the estimate nor ages it (as Linux's BBR, which does not
+ * feed its filter such samples): a connection that ran as a scavenger
+ * still knows the path's rate when demand traffic comes.
+ *
  *   STARTUP    pace at 2.77x the bandwidth until it stops growing by 25%
  *              for 3 rounds (or a round loses > 2% while the queue grows)
  *   DRAIN      pace below the bandwidth until in flight <= BDP
@@ -139,13 +146,17 @@ static bool update_round(struct psd_bbr *b, const struct psd_rate_sample *rs)
 		return false;
 	b->next_round_delivered = rs->total_delivered;
 	b->round++;
-	b->bw_round_max[b->round % PSD_BBR_BW_ROUNDS] = 0;
+	/* A round that starts application-limited does not age the filter:
+	 * it measures the sender (idle, or held by the scavenger limit of
+	 * conn_cc.c), not the path, so the estimate outlives it. */
+	if (!rs->app_limited)
+		b->bw_round_max[++b->bw_rounds % PSD_BBR_BW_ROUNDS] = 0;
 	return true;
 }
 
 static void update_bw(struct psd_bbr *b, const struct psd_rate_sample *rs)
 {
-	uint64_t *slot = &b->bw_round_max[b->round % PSD_BBR_BW_ROUNDS];
+	uint64_t *slot = &b->bw_round_max[b->bw_rounds % PSD_BBR_BW_ROUNDS];
 	uint64_t bw;
 
 	if (rs->interval == 0)

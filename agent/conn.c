@@ -212,6 +212,11 @@ static void on_frame_lost(void *ctx, const struct psd_sent_frame *f)
 		}
 		return;
 	case PSD_FRAME_REQUEST:
+		o = conn_find_out(c, f->request_id);
+		if (o)
+			o->request_queued = true;
+		conn_queue_push(&c->q, f, false);
+		return;
 	case PSD_FRAME_CANCEL:
 	case PSD_FRAME_NOT_FOUND:
 		conn_queue_push(&c->q, f, false);
@@ -219,9 +224,40 @@ static void on_frame_lost(void *ctx, const struct psd_sent_frame *f)
 	}
 }
 
+void conn_pmtu_sync(struct psd_conn *c)
+{
+	size_t mss = psd_pmtu_size(&c->pmtu);
+
+	c->cc.mss = mss;
+	c->scavenger.mss = mss;
+}
+
+/* Path MTU: probes settle the size, lost large packets may be a black hole. */
+static void on_packet_acked(void *ctx, const struct psd_sent_pkt *p,
+			    uint64_t now)
+{
+	struct psd_conn *c = ctx;
+
+	psd_pmtu_on_acked(&c->pmtu, p->bytes, p->pmtu_probe, p->time_sent,
+			  now);
+	conn_pmtu_sync(c);
+}
+
+static void on_packet_lost(void *ctx, const struct psd_sent_pkt *p,
+			   uint64_t now)
+{
+	struct psd_conn *c = ctx;
+
+	psd_pmtu_on_lost(&c->pmtu, p->bytes, p->pmtu_probe, p->time_sent,
+			 now);
+	conn_pmtu_sync(c);
+}
+
 static const struct psd_recovery_ops recovery_ops = {
 	.on_frame_acked = on_frame_acked,
 	.on_frame_lost = on_frame_lost,
+	.on_packet_acked = on_packet_acked,
+	.on_packet_lost = on_packet_lost,
 };
 
 /* ---- setup --------------------------------------------------------------- */
@@ -232,7 +268,8 @@ int psd_conn_new(const struct psd_conn_config *cfg, uint64_t now,
 	struct psd_conn *c;
 
 	if (!cfg->app || (cfg->server && (!cfg->app->on_request ||
-					  !cfg->app->read)))
+					  !cfg->app->read)) ||
+	    cfg->max_dgram > PSD_DGRAM_MAX)
 		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -244,9 +281,9 @@ int psd_conn_new(const struct psd_conn_config *cfg, uint64_t now,
 		c->cfg.keepalive = PSD_KEEPALIVE;
 	if (!c->cfg.max_data_window)
 		c->cfg.max_data_window = PSD_MAX_DATA_WINDOW;
-	psd_cc_init(&c->cc, cfg->cc, PSD_DGRAM_MIN, now);
+	conn_cc_init(c, now);
 	c->q.f = calloc(QUEUE_CAP, sizeof(*c->q.f));
-	if (!c->q.f || psd_recovery_init(&c->rec, &c->cc, &recovery_ops, c,
+	if (!c->q.f || psd_recovery_init(&c->rec, &c->cc_feed, &recovery_ops, c,
 					 cfg->seed) ||
 	    psd_ranges_init(&c->rx_pns, RX_PN_RANGES, true) ||
 	    psd_ranges_init(&c->served_ids, SERVED_ID_RANGES, true)) {
@@ -254,6 +291,7 @@ int psd_conn_new(const struct psd_conn_config *cfg, uint64_t now,
 		return -ENOMEM;
 	}
 	psd_pacer_init(&c->pacer, 0, PSD_CC_INITIAL_WINDOW(PSD_DGRAM_MIN), now);
+	psd_pmtu_init(&c->pmtu, cfg->max_dgram);
 	c->validated = !cfg->server || cfg->address_validated;
 	c->last_rx = now;
 	c->last_tx_eliciting = now;
@@ -330,6 +368,7 @@ int psd_conn_request(struct psd_conn *c, enum psd_req_kind kind,
 	c->buffered += length;
 	qf.request_id = o->f.request_id;
 	conn_queue_push(&c->q, &qf, false);	/* room: one per request is reserved */
+	o->request_queued = true;
 	*ret_id = o->f.request_id;
 	return 0;
 }
@@ -394,6 +433,7 @@ uint64_t psd_conn_timeout(struct psd_conn *c, uint64_t now)
 		return c->close_due ? now : c->drain_deadline;
 	t = conn_plan(c, now, &kind);
 	t = min3(t, psd_recovery_timer(&c->rec), stall_timer(c));
+	t = t < psd_pmtu_timer(&c->pmtu) ? t : psd_pmtu_timer(&c->pmtu);
 	/* A PING already due waits for conn_plan(), not for this timer. */
 	return min3(t, c->last_rx + c->cfg.idle_timeout,
 		    c->ping_due ? NEVER :
@@ -433,6 +473,7 @@ void psd_conn_on_timeout(struct psd_conn *c, uint64_t now)
 	}
 	if (now >= c->last_tx_eliciting + c->cfg.keepalive)
 		c->ping_due = true;
+	psd_pmtu_on_timeout(&c->pmtu, now);
 }
 
 /* ---- accessors ----------------------------------------------------------- */
@@ -450,6 +491,11 @@ const struct psd_conn_stats *psd_conn_stats(const struct psd_conn *c)
 const struct psd_recovery *psd_conn_recovery(const struct psd_conn *c)
 {
 	return &c->rec;
+}
+
+const struct psd_pmtu *psd_conn_pmtu(const struct psd_conn *c)
+{
+	return &c->pmtu;
 }
 
 const struct psd_cc *psd_conn_cc(const struct psd_conn *c)

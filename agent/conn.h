@@ -21,11 +21,23 @@
  * large response yields to the ones behind it), then request order, within
  * each request's credit, and PING when a probe or keepalive
  * is due and nothing else elicits an ACK. Every datagram is padded to
- * PSD_DGRAM_MIN bytes. Ack-eliciting packets wait for the congestion
+ * PSD_DGRAM_MIN bytes, ack-eliciting ones to the size path MTU probing
+ * found (pmtu.h; up to max_dgram), except the probes of a PTO, which stay
+ * small. Ack-eliciting packets wait for the congestion
  * window and the pacer; ACK-only packets do not.
  *
  * Before the peer's address is validated (the server side, until the peer
  * acknowledges one of its packets) at most 3x the bytes received are sent.
+ *
+ * The scavenger limit (conn_cc.c, docs/protocol.md): while everything
+ * waiting to be sent is DATA of background-class requests (prefetch,
+ * hydration), the window and pacing rate are those of a LEDBAT-like
+ * controller, which yields to other traffic on the path; as soon as DATA
+ * or a REQUEST of the demand class waits, the connection's own controller
+ * (cfg.cc) decides again, from the next packet on. Both controllers see
+ * every ACK, loss and RTT sample of this path all along; neither is reset
+ * when the connection switches. stats.tx_scavenger counts the packets
+ * sent under the limit.
  */
 #ifndef PSD_CONN_H
 #define PSD_CONN_H
@@ -39,9 +51,16 @@
 #include "cc.h"
 #include "frame.h"
 #include "pacer.h"
+#include "pmtu.h"
 #include "recovery.h"
 
 #define PSD_CONN_REQUESTS_MAX	256		/* each way, at once */
+/*
+ * The largest datagram size a connection probes for: IPv6 over a
+ * 1500-byte Ethernet MTU (1500 - 40 - 8). A caller of psd_conn_send with
+ * max_dgram set passes a buffer of PSD_DGRAM_MAX + PSD_PKT_OVERHEAD_MAX.
+ */
+#define PSD_DGRAM_MAX		1452
 #define PSD_CONN_BUFFERED_MAX	(128u << 20)	/* client: response buffers */
 #define PSD_IDLE_TIMEOUT	(25 * PSD_NSEC)
 #define PSD_KEEPALIVE		(10 * PSD_NSEC)
@@ -112,6 +131,9 @@ struct psd_conn_config {
 	uint64_t idle_timeout;		/* ns; 0: PSD_IDLE_TIMEOUT */
 	uint64_t keepalive;		/* ns; 0: PSD_KEEPALIVE */
 	uint64_t max_data_window;	/* bytes; 0: PSD_MAX_DATA_WINDOW */
+	/* Probe the path for datagrams up to this size (<= PSD_DGRAM_MAX);
+	 * 0: PSD_DGRAM_MIN, no probing. */
+	size_t max_dgram;
 	const struct psd_conn_app *app;
 	void *app_ctx;
 };
@@ -125,6 +147,8 @@ struct psd_conn_stats {
 	uint64_t rx_data_bytes;		/* DATA bytes received, incl. dups */
 	uint64_t delivered_bytes;	/* completed responses */
 	uint64_t amplification_blocked;	/* sends refused by the 3x limit */
+	uint64_t tx_scavenger;		/* ack-eliciting packets sent under
+					 * the scavenger limit */
 	uint64_t last_pn;		/* the last packet number sent */
 };
 
@@ -132,7 +156,8 @@ struct psd_conn;
 
 /*
  * A new connection at now. The keys are copied (the caller wipes its own).
- * -EINVAL (no app, or a server without on_request/read), -ENOMEM.
+ * -EINVAL (no app, a server without on_request/read, or max_dgram past
+ * PSD_DGRAM_MAX), -ENOMEM.
  */
 int psd_conn_new(const struct psd_conn_config *cfg, uint64_t now,
 		 struct psd_conn **ret);
@@ -178,6 +203,9 @@ void psd_conn_ping(struct psd_conn *c);
 /*
  * Writes the next datagram to send into buf (cap >= PSD_DGRAM_MIN) and
  * returns its length; 0 when nothing may leave now (see psd_conn_timeout).
+ * A datagram may be PSD_PMTU_PN_SLACK bytes longer than the size it was
+ * built for (the seal hook's packet numbers); a cap too small for the
+ * size the path MTU search would try next lowers the search's maximum.
  */
 size_t psd_conn_send(struct psd_conn *c, uint8_t *buf, size_t cap,
 		     uint64_t now);
@@ -200,6 +228,8 @@ const struct psd_conn_stats *psd_conn_stats(const struct psd_conn *c);
 /* The loss recovery and congestion state (read-only, for tests and stats). */
 const struct psd_recovery *psd_conn_recovery(const struct psd_conn *c);
 const struct psd_cc *psd_conn_cc(const struct psd_conn *c);
+/* The path MTU state: datagram size in use, search, counters. */
+const struct psd_pmtu *psd_conn_pmtu(const struct psd_conn *c);
 /* The close code and reason once closing (reason "" before). */
 uint64_t psd_conn_close_code(const struct psd_conn *c);
 const char *psd_conn_close_reason(const struct psd_conn *c);

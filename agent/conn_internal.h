@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The inside of a connection (conn.h), shared by conn.c (setup, requests,
- * closing, timers), conn_recv.c (datagrams in) and conn_send.c (datagrams
- * out). Nothing outside these three files includes it.
+ * closing, timers), conn_recv.c (datagrams in), conn_send.c (datagrams
+ * out) and conn_cc.c (congestion control). Nothing outside these files
+ * includes it.
  */
 #ifndef PSD_CONN_INTERNAL_H
 #define PSD_CONN_INTERNAL_H
@@ -27,7 +28,8 @@
 	(RX_DATA_RANGES_MIN + (len) / RX_DATA_PIECE_MIN < PSD_RANGES_CAP_MAX ? \
 	 RX_DATA_RANGES_MIN + (len) / RX_DATA_PIECE_MIN : PSD_RANGES_CAP_MAX)
 #define SERVED_ID_RANGES 64
-#define PAYLOAD_CAP	(PSD_DGRAM_MIN - PSD_PKT_OVERHEAD_MAX)
+/* The most payload a packet carries (at PSD_DGRAM_MAX). */
+#define PAYLOAD_CAP	(PSD_DGRAM_MAX - PSD_PKT_OVERHEAD_MAX)
 
 struct out_req {
 	bool used;
@@ -40,6 +42,7 @@ struct out_req {
 	 * whether a MAX_REQUEST_DATA is owed. */
 	uint64_t credit, credit_sent;
 	bool credit_due;
+	bool request_queued;		/* its REQUEST waits in the send queue */
 };
 
 struct in_req {
@@ -63,8 +66,18 @@ struct psd_conn {
 	struct psd_conn_config cfg;
 	enum psd_conn_state state;
 	struct psd_cc cc;
+	/*
+	 * The scavenger limit (conn_cc.c): a LEDBAT state fed the same
+	 * events as cc through cc_feed (recovery's controller), binding
+	 * while all DATA waiting belongs to background requests. A change
+	 * of cc.mss must change scavenger.mss too.
+	 */
+	struct psd_cc scavenger;
+	struct psd_cc cc_feed;
+	bool scavenging;		/* the limit applies now */
 	struct psd_recovery rec;
 	struct psd_pacer pacer;
+	struct psd_pmtu pmtu;		/* the datagram size (pmtu.h) */
 
 	/* Receive side: packet numbers seen and the ACK we owe. */
 	struct psd_ranges rx_pns;
@@ -125,6 +138,17 @@ void conn_notify_close(struct psd_conn *c, bool by_peer);
 __attribute__((format(printf, 4, 5)))
 int conn_violation(struct psd_conn *c, uint64_t code, uint64_t now,
 		   const char *fmt, ...);
+
+/* Congestion control (conn_cc.c): both controllers, then the rule. */
+void conn_cc_init(struct psd_conn *c, uint64_t now);
+/* Applies the rule to what waits now; call before each send decision. */
+void conn_cc_update(struct psd_conn *c, uint64_t now);
+/* The window and pacing rate in force. */
+uint64_t conn_cc_window(const struct psd_conn *c);
+uint64_t conn_cc_pacing_rate(const struct psd_conn *c);
+
+/* The controllers' mss follows the path MTU's datagram size (conn.c). */
+void conn_pmtu_sync(struct psd_conn *c);
 
 /* What may be sent at now, or when it might be (conn_send.c). */
 uint64_t conn_plan(struct psd_conn *c, uint64_t now, enum plan_kind *ret_kind);

@@ -306,6 +306,26 @@ static void note_received(struct psd_conn *c, uint64_t pn, bool eliciting,
 		c->ack_now = true;
 }
 
+/*
+ * True for a payload that well-formed frames fill and none of them is
+ * ack-eliciting (ACK, PADDING, CLOSE): the only kind a datagram under
+ * PSD_DGRAM_MIN may carry. A malformed one is false: dropped as too small
+ * rather than closing the connection over bytes that were never padded.
+ */
+static bool payload_ack_only(const uint8_t *p, size_t len)
+{
+	struct psd_frame f;
+	size_t pos = 0, used;
+
+	while (pos < len) {
+		if (psd_frame_parse(p + pos, len - pos, &f, &used) ||
+		    psd_frame_ack_eliciting(f.type))
+			return false;
+		pos += used;
+	}
+	return true;
+}
+
 int psd_conn_recv_opened(struct psd_conn *c, uint64_t pn,
 			 const uint8_t *payload, size_t len,
 			 size_t dgram_len, uint64_t now)
@@ -315,7 +335,7 @@ int psd_conn_recv_opened(struct psd_conn *c, uint64_t pn,
 
 	if (c->state == PSD_CONN_CLOSED || c->state == PSD_CONN_DRAINING)
 		return 0;
-	if (dgram_len < PSD_DGRAM_MIN) {
+	if (dgram_len < PSD_DGRAM_MIN && !payload_ack_only(payload, len)) {
 		c->st.rx_bad_size++;
 		return 0;
 	}
@@ -340,8 +360,7 @@ int psd_conn_recv(struct psd_conn *c, const uint8_t *dgram, size_t len,
 
 	if (c->state == PSD_CONN_CLOSED || c->state == PSD_CONN_DRAINING)
 		return 0;
-	if (len < PSD_DGRAM_MIN || len > sizeof(plain) ||
-	    psd_packet_parse_header(dgram, len, &h)) {
+	if (len > sizeof(plain) || psd_packet_parse_header(dgram, len, &h)) {
 		c->st.rx_bad_size++;
 		return 0;
 	}

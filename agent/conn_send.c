@@ -3,8 +3,9 @@
  * A connection's send side (conn.h): conn_plan() decides what may leave
  * and when (amplification limit, congestion window, pacer, ACK delay);
  * psd_conn_send() builds that packet -- ACK, MAX_DATA, MAX_REQUEST_DATA,
- * queued frames, new DATA, a PING if nothing else asks for an ACK -- pads
- * it to 1200 bytes, seals it and records it with loss recovery.
+ * queued frames, new DATA, a PING if nothing else asks for an ACK -- or a
+ * path MTU probe, pads it to its size (1200 bytes, or what pmtu.h found),
+ * seals it and records it with loss recovery.
  */
 #include <errno.h>
 #include <string.h>
@@ -98,10 +99,38 @@ static struct in_req *next_to_serve(struct psd_conn *c)
 	return best;
 }
 
+/*
+ * The size of the path MTU probe to send next, 0: none. Probes start once
+ * the peer acknowledged something (the path works at the base size) and
+ * its address is proven; the probes of a PTO go first.
+ */
+static size_t probe_due(const struct psd_conn *c)
+{
+	if (c->state != PSD_CONN_OPEN || !c->validated || !c->rec.any_acked ||
+	    c->probes)
+		return 0;
+	return psd_pmtu_probe_size(&c->pmtu);
+}
+
+/*
+ * The size the next ack-eliciting packet is built for: a probe's, the
+ * base size for the probes of a PTO (after a tail loss they are what
+ * tells a path that shrank from one that is down: pmtu.h), else the size
+ * the path carries.
+ */
+static size_t eliciting_size(const struct psd_conn *c)
+{
+	size_t probe = probe_due(c);
+
+	if (probe)
+		return probe;
+	return c->probes ? PSD_DGRAM_MIN : psd_pmtu_size(&c->pmtu);
+}
+
 static bool has_eliciting_work(struct psd_conn *c)
 {
 	purge_queue_front(c);
-	return c->probes || c->ping_due || c->max_data_due ||
+	return c->probes || probe_due(c) || c->ping_due || c->max_data_due ||
 	       c->request_credit_due || c->q.n || next_to_serve(c);
 }
 
@@ -114,7 +143,8 @@ static bool ack_owed(const struct psd_conn *c)
 uint64_t conn_plan(struct psd_conn *c, uint64_t now,
 		     enum plan_kind *ret_kind)
 {
-	uint64_t ack_at = NEVER, elicit_at = NEVER;
+	uint64_t ack_at = NEVER, elicit_at = NEVER, cwnd;
+	size_t size = eliciting_size(c);
 	bool work;
 
 	*ret_kind = PLAN_NONE;
@@ -131,13 +161,14 @@ uint64_t conn_plan(struct psd_conn *c, uint64_t now,
 	if (ack_owed(c))
 		ack_at = c->ack_now ? now : c->ack_deadline;
 	work = has_eliciting_work(c);
+	conn_cc_update(c, now);
+	cwnd = conn_cc_window(c);
 	if (work && psd_recovery_can_send(&c->rec)) {
 		if (c->probes)
 			elicit_at = now;
-		else if (c->rec.bytes_in_flight + PSD_DGRAM_MIN <= c->cc.cwnd)
-			elicit_at = psd_pacer_next(&c->pacer, now, PSD_DGRAM_MIN);
-	} else if (!work &&
-		   c->rec.bytes_in_flight + PSD_DGRAM_MIN <= c->cc.cwnd) {
+		else if (c->rec.bytes_in_flight + size <= cwnd)
+			elicit_at = psd_pacer_next(&c->pacer, now, size);
+	} else if (!work && c->rec.bytes_in_flight + size <= cwnd) {
 		/* Room to send and nothing to: rate samples now measure us. */
 		psd_recovery_on_app_limited(&c->rec);
 	}
@@ -149,8 +180,11 @@ uint64_t conn_plan(struct psd_conn *c, uint64_t now,
 }
 
 struct builder {
-	uint8_t p[PAYLOAD_CAP];
+	uint8_t p[PSD_DGRAM_MAX];	/* payload and padding: a probe's too */
 	size_t len;
+	size_t dgram;			/* the datagram size it is built for */
+	size_t cap;			/* payload room: dgram's, worst header */
+	bool probe;			/* a path MTU probe */
 	struct psd_sent_frame frames[PSD_SENT_FRAMES_MAX];
 	unsigned int n_frames;
 	bool eliciting, has_ack;
@@ -158,7 +192,7 @@ struct builder {
 
 static bool add_frame(struct builder *b, const struct psd_frame *f)
 {
-	size_t n = psd_frame_encode(f, b->p + b->len, PAYLOAD_CAP - b->len);
+	size_t n = psd_frame_encode(f, b->p + b->len, b->cap - b->len);
 
 	if (n == 0)
 		return false;
@@ -196,9 +230,12 @@ static void add_request(struct psd_conn *c, struct builder *b,
 			const struct psd_sent_frame *qf, bool *ret_fit)
 {
 	struct psd_frame f = { .type = PSD_FRAME_REQUEST };
+	struct out_req *o = conn_find_out(c, qf->request_id);
 
-	f.req = conn_find_out(c, qf->request_id)->f;
+	f.req = o->f;
 	*ret_fit = add_frame(b, &f);
+	if (*ret_fit)
+		o->request_queued = false;
 }
 
 /*
@@ -210,7 +247,7 @@ static int add_data(struct psd_conn *c, struct builder *b, struct in_req *r,
 		    uint64_t off, size_t *len, uint64_t now)
 {
 	uint8_t bytes[PAYLOAD_CAP];
-	size_t room = PAYLOAD_CAP - b->len, over;
+	size_t room = b->cap - b->len, over;
 	struct psd_frame f = { .type = PSD_FRAME_DATA };
 	struct psd_sent_frame sf = { .type = PSD_FRAME_DATA,
 				     .request_id = r->f.request_id,
@@ -391,6 +428,24 @@ static int seal_packet(struct psd_conn *c, uint64_t pn, const uint8_t *p,
 }
 
 /*
+ * The payload size that makes a packet with a hdr-byte header the size b
+ * is built for: a probe exactly that size (at least, after the seal hook:
+ * it proves the size); a larger packet PSD_PMTU_PN_SLACK bytes under it,
+ * so it stays within the size a probe proved whatever packet number
+ * encoding the seal hook picks, and all such packets are one size (GSO);
+ * never below PSD_DGRAM_MIN (the receiver drops less).
+ */
+static size_t body_len(const struct builder *b, size_t hdr)
+{
+	size_t base = PSD_DGRAM_MIN - hdr - PSD_AEAD_TAG_LEN, body;
+
+	if (b->probe)
+		return b->dgram - hdr - PSD_AEAD_TAG_LEN;
+	body = b->dgram - PSD_PMTU_PN_SLACK - hdr - PSD_AEAD_TAG_LEN;
+	return body > base ? body : base;
+}
+
+/*
  * Seals b as the next packet into buf. Cannot fail with a payload that fits
  * and a ring that bounds what is unacknowledged; if it did, the frames in b
  * would be lost untracked, so the connection closes.
@@ -402,10 +457,14 @@ static size_t seal(struct psd_conn *c, struct builder *b, uint8_t *buf,
 	unsigned int pn_len = psd_pn_encode_len(pn, c->rec.largest_acked,
 						c->rec.any_acked);
 	size_t hdr = 1 + PSD_PKT_CID_LEN + pn_len, n = 0;
-	size_t body = PSD_DGRAM_MIN - hdr - PSD_AEAD_TAG_LEN;
+	size_t body = body_len(b, hdr);
 	struct psd_frame pad = { .type = PSD_FRAME_PADDING };
 
-	if (b->len < body) {
+	/* Only ack-eliciting packets are padded: they are what proves the
+	 * path carries the size. A packet of ACKs (or CLOSE) goes out as
+	 * small as it is: on the receiving side of a transfer that is one
+	 * packet in two, and padding it would double that side's sealing. */
+	if (b->len < body && b->eliciting) {
 		pad.padding_len = body - b->len;
 		memset(b->p + b->len, 0, pad.padding_len);
 		b->len = body;
@@ -415,8 +474,13 @@ static size_t seal(struct psd_conn *c, struct builder *b, uint8_t *buf,
 			  "sealing packet %llu failed", (unsigned long long)pn);
 		return 0;
 	}
-	psd_recovery_on_sent(&c->rec, pn, now, n, b->eliciting, b->frames,
-			     b->n_frames);
+	if (b->probe) {
+		psd_recovery_on_sent_probe(&c->rec, pn, now, n);
+		psd_pmtu_on_probe_sent(&c->pmtu, b->dgram);
+	} else {
+		psd_recovery_on_sent(&c->rec, pn, now, n, b->eliciting,
+				     b->frames, b->n_frames);
+	}
 	c->st.last_pn = pn;
 	c->st.tx_packets++;
 	c->st.tx_bytes += n;
@@ -437,9 +501,29 @@ static void after_send(struct psd_conn *c, const struct builder *b,
 	c->ping_due = false;
 	if (c->probes)
 		c->probes--;
-	psd_pacer_set(&c->pacer, psd_cc_pacing_rate(&c->cc, c->rec.rtt.smoothed),
+	if (c->scavenging)
+		c->st.tx_scavenger++;
+	psd_pacer_set(&c->pacer, conn_cc_pacing_rate(c),
 		      PSD_CC_INITIAL_WINDOW(PSD_DGRAM_MIN), now);
 	psd_pacer_on_sent(&c->pacer, now, n);
+}
+
+/* Sizes b for dgram bytes on the wire: room for frames under any header. */
+static void size_for(struct builder *b, size_t dgram, bool probe)
+{
+	b->dgram = dgram;
+	b->cap = dgram - PSD_PKT_OVERHEAD_MAX;
+	if (dgram > PSD_DGRAM_MIN)
+		b->cap -= PSD_PMTU_PN_SLACK;
+	b->probe = probe;
+}
+
+/* A path MTU probe: PING and PADDING only, so losing it loses nothing. */
+static void build_probe(struct builder *b)
+{
+	struct psd_frame ping = { .type = PSD_FRAME_PING };
+
+	add_frame(b, &ping);
 }
 
 size_t psd_conn_send(struct psd_conn *c, uint8_t *buf, size_t cap,
@@ -451,6 +535,10 @@ size_t psd_conn_send(struct psd_conn *c, uint8_t *buf, size_t cap,
 
 	if (cap < PSD_DGRAM_MIN)
 		return 0;
+	/* What does not fit buf is not worth searching for. */
+	psd_pmtu_limit(&c->pmtu, cap - PSD_PMTU_PN_SLACK, now);
+	conn_pmtu_sync(c);
+	size_for(&b, PSD_DGRAM_MIN, false);
 	conn_plan(c, now, &kind);
 	switch (kind) {
 	case PLAN_NONE:
@@ -461,13 +549,17 @@ size_t psd_conn_send(struct psd_conn *c, uint8_t *buf, size_t cap,
 		build_close(c, &b, now);
 		break;
 	case PLAN_ELICITING:
-		build_eliciting(c, &b, now);
+		size_for(&b, eliciting_size(c), probe_due(c) != 0);
+		if (b.probe)
+			build_probe(&b);
+		else
+			build_eliciting(c, &b, now);
 		break;
 	case PLAN_ACK_ONLY:
 		add_ack(c, &b, now);
 		break;
 	}
-	n = seal(c, &b, buf, PSD_DGRAM_MIN, now);
+	n = seal(c, &b, buf, cap, now);
 	if (n)
 		after_send(c, &b, n, now);
 	return n;

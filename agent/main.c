@@ -42,6 +42,7 @@
 #include "serve.h"
 #include "store.h"
 #include "swarm.h"
+#include "swarm_timer.h"
 
 #define PEERSNAPD_VERSION	"0.1.0"
 #define DRAIN_TIMEOUT_MS	5000
@@ -64,8 +65,7 @@ struct agent {
 	struct psd_identity id;		/* with peers only */
 	struct psd_serve *serve;
 	struct psd_swarm *swarm;	/* NULL: no peers configured */
-	uint64_t swarm_armed;		/* the live timer's deadline; 0: none */
-	struct __kernel_timespec swarm_ts, swarm_update_ts;
+	struct psd_swarm_timer swarm_timer;
 	int sigfd;
 	struct signalfd_siginfo siginfo;
 	struct __kernel_timespec drain_ts;
@@ -669,64 +669,11 @@ static int engine_start(struct agent *a)
 
 /* ---- peers: the swarm ------------------------------------------------- */
 
-/*
- * One io_uring timeout is armed at the swarm's next deadline (absolute,
- * CLOCK_MONOTONIC like the swarm's clock). Every handler may move that
- * deadline (a datagram, a request, the timer itself), so it is checked
- * after each batch of completions (the loop's idle hook): an earlier one
- * updates the live timeout, a later one waits for it to fire.
- */
-enum { SWARM_TIMER, SWARM_TIMER_UPDATE };
-
-static void ns_to_ts(uint64_t ns, struct __kernel_timespec *ts)
-{
-	ts->tv_sec = (long long)(ns / 1000000000ull);
-	ts->tv_nsec = (long long)(ns % 1000000000ull);
-}
-
 static void swarm_arm(void *ctx)
 {
 	struct agent *a = ctx;
-	struct io_uring_sqe *sqe;
-	uint64_t d;
 
-	if (!a->swarm)
-		return;
-	d = psd_swarm_next_deadline(a->swarm);
-	if (d == UINT64_MAX || (a->swarm_armed && d >= a->swarm_armed))
-		return;
-	sqe = psd_loop_sqe(a->loop);
-	if (!sqe)
-		return;		/* the ring is sized so that it cannot */
-	if (a->swarm_armed) {
-		ns_to_ts(d, &a->swarm_update_ts);
-		io_uring_prep_timeout_update(sqe, &a->swarm_update_ts,
-			psd_ud_encode((struct psd_ud){
-				.op = PSD_OP_SWARM_TIMER, .idx = SWARM_TIMER }),
-			IORING_TIMEOUT_ABS);
-		psd_loop_tag(sqe, (struct psd_ud){
-			.op = PSD_OP_SWARM_TIMER, .idx = SWARM_TIMER_UPDATE });
-	} else {
-		ns_to_ts(d, &a->swarm_ts);
-		io_uring_prep_timeout(sqe, &a->swarm_ts, 0, IORING_TIMEOUT_ABS);
-		psd_loop_tag(sqe, (struct psd_ud){
-			.op = PSD_OP_SWARM_TIMER, .idx = SWARM_TIMER });
-	}
-	a->swarm_armed = d;
-}
-
-static void on_swarm_timer(void *ctx, struct psd_ud ud, int res,
-			   uint32_t flags)
-{
-	struct agent *a = ctx;
-
-	(void)flags;
-	/* An update's own completion; -ENOENT: the timer had just fired. */
-	if (ud.idx != SWARM_TIMER)
-		return;
-	a->swarm_armed = 0;
-	if (res == -ETIME && a->swarm)
-		psd_swarm_on_timer(a->swarm);
+	psd_swarm_timer_arm(&a->swarm_timer);
 }
 
 /* Peers need our identity: without one, no handshake can complete. */
@@ -785,7 +732,7 @@ static int swarm_start(struct agent *a)
 		psd_err("peers: %s", err);
 		return r;
 	}
-	psd_loop_set_handler(a->loop, PSD_OP_SWARM_TIMER, on_swarm_timer, a);
+	psd_swarm_timer_init(&a->swarm_timer, a->loop, a->swarm);
 	psd_loop_set_idle(a->loop, swarm_arm, a);
 	psd_fetch_set_swarm(a->fetch, a->swarm);
 	psd_info("peers: %zu, listening on [%s]:%u", a->cfg.n_peers,
@@ -804,6 +751,7 @@ static void swarm_stop(struct agent *a)
 		psd_fetch_set_swarm(a->fetch, NULL);
 	if (a->loop)
 		psd_loop_set_idle(a->loop, NULL, NULL);
+	psd_swarm_timer_stop(&a->swarm_timer);
 	psd_swarm_free(a->swarm);
 	a->swarm = NULL;
 	psd_serve_free(a->serve);

@@ -102,6 +102,7 @@ void psd_peer_drop_session(struct psd_peer *peer)
 	keypair_wipe(&peer->previous);
 	keypair_wipe(&peer->next);
 	peer->want_session = false;
+	peer->renewing = false;
 	peer->retry_at = 0;
 	peer->attempts = 0;
 }
@@ -135,6 +136,8 @@ static void begin_round(struct psd_peer *peer, uint64_t now)
 /* A round must go on: no keys seal, or the current ones want replacing. */
 static bool round_needed(const struct psd_peer *peer, uint64_t now)
 {
+	if (peer->renewing)
+		return true;
 	if (keypair_usable(&peer->current, now))
 		return psd_rekey_decide(&peer->current.usage, now) ==
 		       PSD_KEY_REKEY;
@@ -157,6 +160,31 @@ void psd_peer_connect(struct psd_peer *peer, uint64_t now)
 	if (!keypair_usable(&peer->current, now) &&
 	    !awaiting_confirmation(peer, now))
 		begin_round(peer, now);
+}
+
+void psd_peer_renew(struct psd_peer *peer, uint64_t now)
+{
+	/* Even across a responder's unconfirmed next: the peer may have
+	 * initiated and then gone again; crossing rules settle the rest. */
+	peer->want_session = true;
+	peer->renewing = true;
+	begin_round(peer, now);
+}
+
+void psd_peer_forget_previous(struct psd_peer *peer)
+{
+	keypair_wipe(&peer->previous);
+}
+
+bool psd_peer_conn_starts_over(const struct psd_peer *peer,
+			       uint64_t conn_next_pn)
+{
+	const struct psd_keypair *prev = &peer->previous;
+
+	if (peer->current.keys.initiator)
+		return conn_next_pn < PSD_PEER_CONTINUED_PN_MIN;
+	return peer->last_rx_pn < PSD_PEER_CONTINUED_PN_MIN ||
+	       (prev->live && peer->last_rx_pn < prev->usage.received);
 }
 
 bool psd_peer_can_send(const struct psd_peer *peer, uint64_t now)
@@ -387,6 +415,7 @@ static void established_as_initiator(struct psd_peer *peer,
 	rotate_in(peer, &kp);
 	peer->retry_at = 0;
 	peer->attempts = 0;
+	peer->renewing = false;
 	peer->last_rx_ns = now;
 	peer->stats.sessions++;
 	/* The event first: a connection made for the new keys then carries
@@ -466,6 +495,7 @@ static void confirm_next(struct psd_peer *peer)
 	rotate_in(peer, &peer->next);
 	peer->retry_at = 0;
 	peer->attempts = 0;
+	peer->renewing = false;
 	peer->stats.sessions++;
 	emit(peer, PSD_PEER_KEYS_NEW);
 }
@@ -535,12 +565,14 @@ static int on_data(struct psd_peer_node *node, const uint8_t *d, size_t len,
 	err = open_with(peer, kp, d, len, &h, out, ret_len, &pn, now);
 	if (err)
 		return err;
-	if (kp == &peer->next)
-		confirm_next(peer);
+	/* Only now, authentic and no replay: roaming (docs/protocol.md). */
 	set_endpoint(peer, src, src_len);
 	peer->last_rx_ns = now;
 	peer->last_rx_pn = pn;
 	peer->stats.rx_packets++;
+	/* After last_rx_pn: the new-keys event reads it. */
+	if (kp == &peer->next)
+		confirm_next(peer);
 	*ret_peer = peer;
 	return 1;
 }

@@ -28,6 +28,12 @@
  *
  * Rekey (rekey.h) is checked on every seal: a verdict of "rekey" starts a
  * handshake while the current keys go on sealing, so traffic never stops.
+ * Renewal (psd_peer_renew) does the same on the caller's word that the
+ * peer went silent (it restarted and lost the keys).
+ *
+ * Roaming: every datagram that authenticates (and, for a transport
+ * packet, passes the replay window) makes its source the endpoint, as
+ * WireGuard does; nothing unauthenticated or replayed moves it.
  *
  * Crossing initiations (both ends initiate at once): the end whose X25519
  * static public key is lower (memcmp) stays initiator and drops the other's
@@ -59,13 +65,23 @@
 /* Three keepalives missed, and slack for one retried handshake. */
 #define PSD_PEER_DEAD_AFTER		(3 * PSD_PEER_KEEPALIVE + PSD_REKEY_TIMEOUT)
 #define PSD_PEER_RETRY_JITTER		(PSD_NS_PER_S / 3)
+/*
+ * A connection kept across a key change seals its first packet under the
+ * new keys with at least this number (psd_peer_conn_starts_over).
+ */
+#define PSD_PEER_CONTINUED_PN_MIN	64
 /* 18 attempts 5 s apart: WireGuard's 90 s of REKEY_ATTEMPT_TIME. */
 #define PSD_PEER_HANDSHAKE_ATTEMPTS	18
 
 struct psd_peer;
 
 enum psd_peer_event {
-	PSD_PEER_KEYS_NEW,	/* a new key pair seals (first one or rekey) */
+	/*
+	 * A new key pair seals (first one, rekey or renewal). For a
+	 * responder it is sent while the confirming packet is opened: its
+	 * number is already in last_rx_pn.
+	 */
+	PSD_PEER_KEYS_NEW,
 	PSD_PEER_UNREACHABLE,	/* gave up the handshake; keys wiped */
 	PSD_PEER_DEAD,		/* silence past PSD_PEER_DEAD_AFTER; keys wiped */
 };
@@ -126,6 +142,7 @@ struct psd_peer {
 	socklen_t endpoint_len;
 	uint64_t rng;			/* retry jitter */
 	bool want_session;		/* connect()ed: retry until keys */
+	bool renewing;			/* renew()ed: new keys anyway */
 	unsigned int attempts;		/* initiations this round */
 	uint64_t initiation_sent_ns;
 	uint64_t retry_at;		/* 0: no retry pending */
@@ -175,6 +192,35 @@ void psd_peer_drop_session(struct psd_peer *peer);
  * or attempts run out.
  */
 void psd_peer_connect(struct psd_peer *peer, uint64_t now);
+
+/*
+ * Asks for a new session although the current keys still seal: the peer
+ * stopped answering them (it restarted and lost them, or its address
+ * went away). A handshake starts now unless one is under way, and is
+ * retried as any (the current keys seal meanwhile; PSD_PEER_UNREACHABLE
+ * when attempts run out). The next session established ends the request.
+ */
+void psd_peer_renew(struct psd_peer *peer, uint64_t now);
+
+/*
+ * Wipes the previous key pair: packets of a connection abandoned with the
+ * last session no longer open (swarm.h, a new session's new connection).
+ */
+void psd_peer_forget_previous(struct psd_peer *peer);
+
+/*
+ * At PSD_PEER_KEYS_NEW while a connection seals through this session
+ * (docs/protocol.md, "Restarts"): true if the new keys carry a new
+ * connection rather than the old one going on. As initiator: when the
+ * connection's next packet number, conn_next_pn, is below
+ * PSD_PEER_CONTINUED_PN_MIN (a young connection starts over; the
+ * responder could not tell it from a new one). As responder: when the
+ * confirming packet's number is below that, or below the count of numbers
+ * the previous key pair received (a connection going on numbers on; a
+ * restarted peer's new one counts from 0).
+ */
+bool psd_peer_conn_starts_over(const struct psd_peer *peer,
+			       uint64_t conn_next_pn);
 
 /* True if psd_peer_seal() would seal now. */
 bool psd_peer_can_send(const struct psd_peer *peer, uint64_t now);

@@ -113,12 +113,21 @@ void psd_recovery_on_sent(struct psd_recovery *r, uint64_t pn, uint64_t now,
 	p->bytes = (uint16_t)bytes;
 	p->state = SLOT_SENT;
 	p->ack_eliciting = true;
+	p->pmtu_probe = false;
 	p->n_frames = (uint8_t)n_frames;
-	memcpy(p->frames, frames, n_frames * sizeof(*frames));
+	if (n_frames)
+		memcpy(p->frames, frames, n_frames * sizeof(*frames));
 	r->bytes_in_flight += bytes;
 	r->ack_eliciting_in_flight++;
 	r->last_ack_eliciting_sent = now;
 	r->cc->ops->on_sent(r->cc, now, bytes);
+}
+
+void psd_recovery_on_sent_probe(struct psd_recovery *r, uint64_t pn,
+				uint64_t now, size_t bytes)
+{
+	psd_recovery_on_sent(r, pn, now, bytes, true, NULL, 0);
+	slot(r, pn)->pmtu_probe = true;
 }
 
 static void advance_base(struct psd_recovery *r)
@@ -173,10 +182,17 @@ static void declare_lost(struct psd_recovery *r, uint64_t pn,
 	r->recent_lost[r->n_recent_lost++ % PSD_RECENT_LOST].largest =
 		r->largest_acked;
 	remove_in_flight(r, p);
-	r->lost_packets++;
-	r->cc->ops->on_lost(r->cc, now, p->bytes, p->time_sent);
+	/* A probe too large for the path says nothing about congestion. */
+	if (p->pmtu_probe) {
+		r->lost_probes++;
+	} else {
+		r->lost_packets++;
+		r->cc->ops->on_lost(r->cc, now, p->bytes, p->time_sent);
+	}
 	for (i = 0; i < p->n_frames; i++)
 		r->ops->on_frame_lost(r->ctx, &p->frames[i]);
+	if (r->ops->on_packet_lost)
+		r->ops->on_packet_lost(r->ctx, p, now);
 }
 
 static uint64_t persistent_congestion_duration(const struct psd_recovery *r)
@@ -245,7 +261,8 @@ static void detect_lost(struct psd_recovery *r, uint64_t now)
 			run.active = false;
 			continue;
 		}
-		run_add(r, &run, p->time_sent);
+		if (!p->pmtu_probe)
+			run_add(r, &run, p->time_sent);
 		declare_lost(r, pn, p, now);
 	}
 	if (run.persistent) {
@@ -296,6 +313,8 @@ static void mark_acked(struct psd_recovery *r, struct psd_sent_pkt *p,
 			     r->bytes_in_flight, &r->rtt);
 	for (i = 0; i < p->n_frames; i++)
 		r->ops->on_frame_acked(r->ctx, &p->frames[i]);
+	if (r->ops->on_packet_acked)
+		r->ops->on_packet_acked(r->ctx, p, now);
 }
 
 /* Every number in the ranges was sent (and not skipped): else *ret_bad_pn. */

@@ -67,6 +67,7 @@ struct psd_sent_pkt {
 	uint16_t bytes;
 	uint8_t state;			/* enum in recovery.c */
 	bool ack_eliciting;
+	bool pmtu_probe;		/* its loss is no congestion signal */
 	uint8_t n_frames;
 	struct psd_sent_frame frames[PSD_SENT_FRAMES_MAX];
 };
@@ -74,6 +75,11 @@ struct psd_sent_pkt {
 struct psd_recovery_ops {
 	void (*on_frame_acked)(void *ctx, const struct psd_sent_frame *f);
 	void (*on_frame_lost)(void *ctx, const struct psd_sent_frame *f);
+	/* Whole packets, after their frames (NULL: not used; path MTU). */
+	void (*on_packet_acked)(void *ctx, const struct psd_sent_pkt *p,
+				uint64_t now);
+	void (*on_packet_lost)(void *ctx, const struct psd_sent_pkt *p,
+			       uint64_t now);
 };
 
 struct psd_recovery {
@@ -111,6 +117,7 @@ struct psd_recovery {
 	void *ctx;
 	/* Counters for tests and stats. */
 	uint64_t lost_packets, spurious_losses, ptos, persistent_congestions;
+	uint64_t lost_probes;		/* path MTU probes: not in lost_packets */
 };
 
 /*
@@ -137,6 +144,14 @@ void psd_recovery_on_sent(struct psd_recovery *r, uint64_t pn, uint64_t now,
 			  size_t bytes, bool ack_eliciting,
 			  const struct psd_sent_frame *frames,
 			  unsigned int n_frames);
+
+/*
+ * Records packet pn as a path MTU probe (pmtu.h): in flight like any
+ * ack-eliciting packet, but its loss is not a congestion event, does not
+ * count towards persistent congestion, and it carries no frames.
+ */
+void psd_recovery_on_sent_probe(struct psd_recovery *r, uint64_t pn,
+				uint64_t now, size_t bytes);
 
 /*
  * The sender has nothing to send and room in the window: rate samples of

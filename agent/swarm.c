@@ -19,13 +19,24 @@
 #include "packet.h"
 #include "swarm.h"
 
+/*
+ * Silence on a connection with requests out before the peer is presumed
+ * to have lost the session (a restart): four PTOs, within these bounds.
+ */
+#define SILENCE_MIN		(2 * PSD_NSEC)
+#define SILENCE_MAX		PSD_REKEY_TIMEOUT
+
 /* Datagrams one connection may queue per pass: half the socket's slots. */
 #define DRAIN_BURST	(PSD_UDP_TX_SLOTS / 2)
 
 struct swarm_req {
 	bool used, issued;
-	int link;			/* -1: any peer, not issued yet */
+	bool any;			/* any peer may answer */
+	bool not_found;			/* any: a peer said NOT_FOUND */
+	int link;			/* its peer; any: issued at, or -1 */
 	uint64_t conn_id;		/* conn.h's request id once issued */
+	/* any: the peers that cannot answer it (NOT_FOUND, unreachable) */
+	uint64_t tried[PSD_PEERS_MAX / 64];
 	uint8_t hash[PSD_OBJECT_ID_LEN];
 	uint64_t length;
 	enum psd_swarm_class cls;
@@ -39,6 +50,9 @@ struct swarm_link {
 	struct psd_peer *peer;
 	struct psd_conn *conn;
 	bool ended;			/* the connection closed: reset it */
+	bool renewing;			/* peer silent: renew()ed */
+	unsigned int n_issued;		/* requests in the connection */
+	uint64_t waiting_since;		/* n_issued last went 0 -> 1 */
 };
 
 struct psd_swarm {
@@ -81,6 +95,8 @@ static void finish(struct psd_swarm *sw, struct swarm_req *r, int err,
 {
 	struct swarm_req done = *r;
 
+	if (r->issued)
+		sw->links[r->link].n_issued--;
 	memset(r, 0, sizeof(*r));
 	if (err)
 		sw->st.requests_failed++;
@@ -119,12 +135,57 @@ static void on_response(void *ctx, uint64_t id, const uint8_t *bytes,
 	finish(l->sw, r, 0, bytes, len);
 }
 
+static bool tried(const struct swarm_req *r, size_t li)
+{
+	return r->tried[li / 64] >> (li % 64) & 1;
+}
+
+/* An "any" request may still go to a peer it has not tried. */
+static bool untried_left(const struct psd_swarm *sw, const struct swarm_req *r)
+{
+	for (size_t i = 0; i < sw->peers.n; i++)
+		if (!tried(r, i))
+			return true;
+	return false;
+}
+
+/*
+ * Peer li cannot answer the "any" request r (err: -ENOENT, it said
+ * NOT_FOUND; else unreachable): never asked again for it, r waits for
+ * another peer, or fails once every peer was tried: -ENOENT if one said
+ * NOT_FOUND. A request issued elsewhere stays there.
+ */
+static void rule_out(struct psd_swarm *sw, struct swarm_req *r, size_t li,
+		     int err)
+{
+	bool was_there = r->issued && r->link == (int)li;
+
+	r->tried[li / 64] |= 1ull << (li % 64);
+	if (err == -ENOENT)
+		r->not_found = true;
+	if (r->issued && !was_there)
+		return;
+	if (was_there) {
+		sw->links[li].n_issued--;
+		r->issued = false;
+		r->link = -1;
+	}
+	if (!untried_left(sw, r))
+		finish(sw, r, r->not_found ? -ENOENT : err, NULL, 0);
+	else if (was_there)
+		sw->st.requests_rerouted++;
+}
+
 static void on_not_found(void *ctx, uint64_t id)
 {
 	struct swarm_link *l = ctx;
 	struct swarm_req *r = req_by_conn_id(l->sw, l, id);
 
-	if (r)
+	if (!r)
+		return;
+	if (r->any)
+		rule_out(l->sw, r, (size_t)link_index(l->sw, l), -ENOENT);
+	else
 		finish(l->sw, r, -ENOENT, NULL, 0);
 }
 
@@ -240,6 +301,8 @@ static void open_conn(struct psd_swarm *sw, struct swarm_link *l,
 		.seed = next_random(sw),
 		.idle_timeout = sw->cfg.idle_timeout,
 		.keepalive = sw->cfg.keepalive,
+		/* The socket never fragments (udp.c): probe up to Ethernet's. */
+		.max_dgram = PSD_DGRAM_MAX,
 		.app = &conn_app, .app_ctx = l,
 	};
 
@@ -261,9 +324,12 @@ static void requeue(struct psd_swarm *sw, struct swarm_link *l)
 
 		if (r->used && r->issued && r->link == li) {
 			r->issued = false;
+			if (r->any)
+				r->link = -1;	/* any open peer will do */
 			sw->st.requests_retried++;
 		}
 	}
+	l->n_issued = 0;
 }
 
 static bool link_has_waiting(struct psd_swarm *sw, const struct swarm_link *l)
@@ -276,6 +342,18 @@ static bool link_has_waiting(struct psd_swarm *sw, const struct swarm_link *l)
 	return false;
 }
 
+/* The connection goes; its unanswered requests wait again. */
+static void end_conn(struct psd_swarm *sw, struct swarm_link *l)
+{
+	psd_conn_free(l->conn);
+	l->conn = NULL;
+	l->ended = false;
+	l->peer->keepalive_hook = NULL;
+	l->peer->keepalive_ctx = NULL;
+	sw->st.conns_closed++;
+	requeue(sw, l);
+}
+
 /*
  * A connection lives within one session: when it ends, the session goes
  * too (its keys sealed numbers of the connection's space), and a new
@@ -284,43 +362,100 @@ static bool link_has_waiting(struct psd_swarm *sw, const struct swarm_link *l)
 static void reset_link(struct psd_swarm *sw, struct swarm_link *l,
 		       uint64_t now)
 {
-	psd_conn_free(l->conn);
-	l->conn = NULL;
-	l->ended = false;
-	l->peer->keepalive_hook = NULL;
-	l->peer->keepalive_ctx = NULL;
+	end_conn(sw, l);
+	l->renewing = false;
 	psd_peer_drop_session(l->peer);
-	sw->st.conns_closed++;
-	requeue(sw, l);
 	if (link_has_waiting(sw, l))
 		psd_peer_connect(l->peer, now);
 }
 
-static bool any_link_open(const struct psd_swarm *sw)
+/*
+ * A new session brings a new connection (docs/protocol.md, "Restarts")
+ * when this end renewed it as initiator (the peer had gone silent), or
+ * when the numbers say so (peer.h): a connection going on across a rekey
+ * numbers on, a restarted peer's new one counts from 0. A renewing end
+ * whose initiation lost to the peer's (crossing) is a responder like any.
+ */
+static bool wants_new_conn(const struct swarm_link *l)
 {
-	for (size_t i = 0; i < sw->peers.n; i++)
-		if (link_open(&sw->links[i]))
-			return true;
-	return false;
+	const struct psd_conn_stats *st = psd_conn_stats(l->conn);
+
+	if (l->renewing && l->peer->current.keys.initiator)
+		return true;
+	return psd_peer_conn_starts_over(l->peer, st->tx_packets ?
+					 st->last_pn + 1 : 0);
 }
 
-/* l's requests fail; "any" requests too when no peer is left to ask. */
+/*
+ * The other end of the connection is gone (or starts anew): a new one
+ * under the new keys takes the requests. The old keys are wiped, so the
+ * old connection's late packets cannot reach the new one.
+ */
+static void replace_conn(struct psd_swarm *sw, struct swarm_link *l,
+			 uint64_t now)
+{
+	end_conn(sw, l);
+	psd_peer_forget_previous(l->peer);
+	open_conn(sw, l, now);
+}
+
+/*
+ * When a link with requests out is presumed dead: nothing authentic
+ * from the peer for four PTOs (within SILENCE_MIN..SILENCE_MAX) since
+ * the later of its last packet and the requests going out.
+ */
+static uint64_t presumed_dead_at(const struct swarm_link *l)
+{
+	uint64_t since = l->peer->last_rx_ns, wait;
+
+	if (!link_open(l) || l->renewing || !l->n_issued)
+		return UINT64_MAX;
+	if (since < l->waiting_since)
+		since = l->waiting_since;
+	wait = 4 * psd_recovery_pto(psd_conn_recovery(l->conn));
+	if (wait < SILENCE_MIN)
+		wait = SILENCE_MIN;
+	if (wait > SILENCE_MAX)
+		wait = SILENCE_MAX;
+	return since + wait;
+}
+
+/*
+ * The peer stopped answering: it probably restarted and dropped our
+ * session, and would drop its packets until the idle timeout. A new
+ * handshake now, as WireGuard's "no reply to data" timer does; the
+ * connection goes on meanwhile, and is replaced once keys are new.
+ */
+static void renew_if_silent(struct psd_swarm *sw, struct swarm_link *l,
+			    uint64_t now)
+{
+	if (presumed_dead_at(l) > now)
+		return;
+	l->renewing = true;
+	sw->st.sessions_renewed++;
+	psd_peer_renew(l->peer, now);
+}
+
+/* l's requests fail; "any" requests go on to the peers left, if any. */
 static void fail_link(struct psd_swarm *sw, struct swarm_link *l, int err)
 {
 	int li = link_index(sw, l);
-	bool orphaned = !any_link_open(sw);
 
-	for (size_t i = 0; i < PSD_SWARM_REQUESTS_MAX; i++)
-		if (sw->reqs[i].used && (sw->reqs[i].link == li ||
-		    (orphaned && sw->reqs[i].link < 0)))
-			finish(sw, &sw->reqs[i], err, NULL, 0);
+	for (size_t i = 0; i < PSD_SWARM_REQUESTS_MAX; i++) {
+		struct swarm_req *r = &sw->reqs[i];
+
+		if (r->used && r->any)
+			rule_out(sw, r, (size_t)li, err);
+		else if (r->used && r->link == li)
+			finish(sw, r, err, NULL, 0);
+	}
 }
 
 /* ---- sending ---- */
 
 static void drain(struct psd_swarm *sw, struct swarm_link *l, uint64_t now)
 {
-	uint8_t buf[PSD_DGRAM_MIN + PSD_PKT_OVERHEAD_MAX];
+	uint8_t buf[PSD_DGRAM_MAX + PSD_PKT_OVERHEAD_MAX];
 	size_t n;
 
 	for (int i = 0; i < DRAIN_BURST; i++) {
@@ -334,17 +469,21 @@ static void drain(struct psd_swarm *sw, struct swarm_link *l, uint64_t now)
 	}
 }
 
-/* The link for r: its peer's, or for "any" the first open one. */
+/*
+ * The link for r: its peer's, or for "any" the first open one it has not
+ * tried; with none open, every untried peer is asked for a session.
+ */
 static struct swarm_link *link_for(struct psd_swarm *sw, struct swarm_req *r,
 				   uint64_t now)
 {
-	if (r->link >= 0)
+	if (!r->any)
 		return &sw->links[r->link];
 	for (size_t i = 0; i < sw->peers.n; i++)
-		if (link_open(&sw->links[i]))
+		if (!tried(r, i) && link_open(&sw->links[i]))
 			return &sw->links[i];
 	for (size_t i = 0; i < sw->peers.n; i++)
-		psd_peer_connect(&sw->peers.peers[i], now);
+		if (!tried(r, i))
+			psd_peer_connect(&sw->peers.peers[i], now);
 	return NULL;
 }
 
@@ -366,6 +505,8 @@ static void issue(struct psd_swarm *sw, struct swarm_req *r, uint64_t now)
 		return;
 	r->link = link_index(sw, l);
 	r->issued = true;
+	if (l->n_issued++ == 0)
+		l->waiting_since = now;
 }
 
 static bool link_ended(const struct swarm_link *l)
@@ -413,9 +554,13 @@ static void peers_event(void *ctx, struct psd_peer *peer,
 
 	switch (ev) {
 	case PSD_PEER_KEYS_NEW:
-		/* A rekey keeps the connection: its numbers go on. */
+		/* A rekey keeps the connection (its numbers go on); a
+		 * session after a restart or a renewal does not. */
 		if (!l->conn)
 			open_conn(sw, l, now);
+		else if (wants_new_conn(l))
+			replace_conn(sw, l, now);
+		l->renewing = false;
 		return;
 	case PSD_PEER_DEAD:
 		if (l->conn)
@@ -480,6 +625,9 @@ uint64_t psd_swarm_next_deadline(struct psd_swarm *sw)
 		c = psd_conn_timeout(sw->links[i].conn, now);
 		if (c < t)
 			t = c;
+		c = presumed_dead_at(&sw->links[i]);
+		if (c < t)
+			t = c;
 	}
 	return t;
 }
@@ -494,6 +642,8 @@ void psd_swarm_on_timer(struct psd_swarm *sw)
 		if (sw->links[i].conn &&
 		    psd_conn_timeout(sw->links[i].conn, now) <= now)
 			psd_conn_on_timeout(sw->links[i].conn, now);
+	for (size_t i = 0; i < sw->peers.n; i++)
+		renew_if_silent(sw, &sw->links[i], now);
 	service(sw, now);
 	sw->busy = false;
 }
@@ -519,7 +669,8 @@ int psd_swarm_request(struct psd_swarm *sw, const uint8_t *key,
 	if (!r)
 		return -EBUSY;
 	*r = (struct swarm_req){
-		.used = true, .link = peer ? (int)(peer - sw->peers.peers) : -1,
+		.used = true, .any = !peer,
+		.link = peer ? (int)(peer - sw->peers.peers) : -1,
 		.length = length, .cls = cls, .done = done, .ctx = ctx,
 	};
 	memcpy(r->hash, hash, PSD_OBJECT_ID_LEN);

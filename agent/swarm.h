@@ -13,10 +13,19 @@
  * starts the handshake), is then sent, and completes with the whole
  * chunk, -ENOENT (NOT_FOUND), -EBADMSG (bytes that do not hash to the
  * name: the sender is at fault) or -EHOSTUNREACH (the handshake gave up;
- * retryable). A connection that ends (CLOSE, idle timeout: the peer
- * restarted or went away) takes its session with it; its unanswered
- * requests go back to waiting and a new handshake starts, so they
- * complete over the next session without the caller seeing anything.
+ * retryable). A request for any peer goes to the first open connection
+ * of a peer it has not tried; a peer that answers NOT_FOUND (or becomes
+ * unreachable) is not asked again for it, and it fails only once every
+ * configured peer was tried (-ENOENT if one said NOT_FOUND).
+ *
+ * A connection that ends (CLOSE, idle timeout) takes its session with
+ * it; its unanswered requests go back to waiting and a new handshake
+ * starts, so they complete over the next session without the caller
+ * seeing anything. A peer that restarted drops our packets (it lost the
+ * keys): a connection with requests out that hears nothing from its peer
+ * for four PTOs (2..5 s) starts a new handshake at once, and the new
+ * session gets a new connection at both ends (docs/protocol.md,
+ * "Restarts"), long before the 25 s idle timeout.
  *
  * Time: CLOCK_MONOTONIC in ns. The caller wakes up at
  * psd_swarm_next_deadline() and calls psd_swarm_on_timer(); datagrams
@@ -78,6 +87,8 @@ struct psd_swarm_config {
 
 struct psd_swarm_stats {
 	uint64_t requests_done, requests_failed, requests_retried;
+	uint64_t requests_rerouted;	/* NOT_FOUND: to another peer */
+	uint64_t sessions_renewed;	/* peer silent: new handshake */
 	uint64_t conns_opened, conns_closed, served, not_found_sent;
 	uint64_t dropped;		/* datagrams the peer layer refused */
 	uint64_t tx_no_slot;		/* datagrams the socket had no room for */
@@ -101,9 +112,10 @@ int psd_swarm_load_peers(struct psd_swarm *sw, const struct psd_config *cfg,
 			 char *err, size_t errlen);
 
 /*
- * Asks peer key (NULL: any configured peer, the first with a connection)
- * for the chunk named hash, length bytes (1..PSD_SWARM_CHUNK_MAX); done is
- * called exactly once, never from inside this call. -EINVAL, -ENOENT (no
+ * Asks peer key (NULL: any configured peer, the first with a connection
+ * that has not answered NOT_FOUND for it) for the chunk named hash,
+ * length bytes (1..PSD_SWARM_CHUNK_MAX); done is called exactly once,
+ * never from inside this call. -EINVAL, -ENOENT (no
  * such peer, or none configured), -EBUSY (PSD_SWARM_REQUESTS_MAX).
  */
 int psd_swarm_request(struct psd_swarm *sw, const uint8_t *key,

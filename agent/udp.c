@@ -453,6 +453,21 @@ static bool set_int(int fd, int level, int name, int v)
 	return setsockopt(fd, level, name, &v, sizeof(v)) == 0;
 }
 
+/*
+ * Datagrams leave with DF set and are never fragmented, whatever MTU the
+ * kernel has cached for the path: a path MTU probe too large for the path
+ * must be lost, not arrive in fragments (docs/protocol.md, "Path MTU").
+ * One larger than the interface fails its send with -EMSGSIZE, counted
+ * in tx_errors: the probe is lost, the socket goes on. The IPv4 option
+ * covers v4-mapped peers.
+ */
+static bool never_fragment(int fd)
+{
+	return set_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER,
+		       IPV6_PMTUDISC_PROBE) &&
+	       set_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE);
+}
+
 static int open_socket(struct psd_udp *u, const struct psd_udp_config *cfg,
 		       char *err, size_t errlen)
 {
@@ -473,6 +488,7 @@ static int open_socket(struct psd_udp *u, const struct psd_udp_config *cfg,
 	}
 	if (!set_int(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, 0) ||
 	    !set_int(u->fd, SOL_SOCKET, SO_RXQ_OVFL, 1) ||
+	    !never_fragment(u->fd) ||
 	    bind(u->fd, (struct sockaddr *)&a, sizeof(a))) {
 		r = -errno;
 		snprintf(err, errlen, "udp [%s]:%u: %s", cfg->listen,

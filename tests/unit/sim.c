@@ -22,6 +22,7 @@
 struct sim_pkt {
 	uint64_t arrival, seq;
 	int to;
+	unsigned int src;		/* sender's address: 0, 1 rebound */
 	size_t len;
 	uint8_t data[];
 };
@@ -152,7 +153,7 @@ static bool enqueue(struct sim *s, struct sim_link *l, size_t len,
 }
 
 static void put_in_flight(struct sim *s, int from, const uint8_t *d,
-			  size_t len, uint64_t arrival)
+			  size_t len, unsigned int src, uint64_t arrival)
 {
 	struct sim_link *l = &s->link[from];
 	struct sim_pkt *p;
@@ -165,6 +166,7 @@ static void put_in_flight(struct sim *s, int from, const uint8_t *d,
 	p->arrival = arrival;
 	p->seq = s->seq++;
 	p->to = 1 - from;
+	p->src = src;
 	p->len = len;
 	memcpy(p->data, d, len);
 	if (l->cfg.corrupt > 0 && sim_random(s) < l->cfg.corrupt) {
@@ -179,9 +181,11 @@ static void transmit(struct sim *s, int from, const uint8_t *d, size_t len)
 {
 	struct sim_link *l = &s->link[from];
 	const struct sim_link_cfg *c = &l->cfg;
+	unsigned int src = c->rebind_at && s->now >= c->rebind_at;
 	uint64_t done, arrival;
 
 	l->st.sent++;
+	l->st.rebound += src;
 	if (c->mtu && len > c->mtu) {
 		l->st.mtu_drops++;
 		return;
@@ -203,10 +207,10 @@ static void transmit(struct sim *s, int from, const uint8_t *d, size_t len)
 		arrival += sim_random64(s) % (c->reorder_delay + 1);
 		l->st.reordered++;
 	}
-	put_in_flight(s, from, d, len, arrival);
+	put_in_flight(s, from, d, len, src, arrival);
 	if (c->duplicate > 0 && sim_random(s) < c->duplicate) {
 		l->st.duplicated++;
-		put_in_flight(s, from, d, len,
+		put_in_flight(s, from, d, len, src,
 			      arrival + sim_random64(s) % (c->delay + 1));
 	}
 }
@@ -252,7 +256,12 @@ static void deliver_due(struct sim *s)
 
 		l->st.delivered++;
 		l->st.bytes_delivered += p->len;
-		s->node[p->to].recv(s->node[p->to].ctx, p->data, p->len, s->now);
+		if (s->node[p->to].recv_from)
+			s->node[p->to].recv_from(s->node[p->to].ctx, p->data,
+						 p->len, p->src, s->now);
+		else
+			s->node[p->to].recv(s->node[p->to].ctx, p->data,
+					    p->len, s->now);
 		free(p);
 	}
 }

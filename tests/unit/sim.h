@@ -4,8 +4,10 @@
  * (nanoseconds), a seeded PRNG, and two one-way links between node 0 and
  * node 1. A link has a rate, a one-way delay and a drop-tail queue, and
  * can lose packets at random or in bursts (Gilbert-Elliott), reorder,
- * duplicate and corrupt them, black-hole an interval and drop datagrams
- * above an MTU. Same seed, same configuration: same run, to the packet.
+ * duplicate and corrupt them, black-hole an interval, drop datagrams
+ * above an MTU, and move the sender to a second source address from a
+ * given time on (rebinding). Same seed, same configuration: same run, to
+ * the packet.
  *
  * Nodes are anything with send/recv/timeout callbacks (a psd_conn through
  * sim_conn_node(), or a hand-written hostile peer). sim_run() alternates:
@@ -36,6 +38,12 @@ struct sim_link_cfg {
 	uint64_t reorder_delay;		/* up to this much extra, ns */
 	double duplicate, corrupt;
 	uint64_t blackhole_start, blackhole_end;	/* ns, [start, end) */
+	/*
+	 * Address rebinding (a NAT's new mapping, another Wi-Fi): datagrams
+	 * sent from this time on (ns; 0: never) come from the sender's
+	 * second address (sim_node.recv_from's src 1 instead of 0).
+	 */
+	uint64_t rebind_at;
 	size_t mtu;			/* 0: none */
 };
 
@@ -43,12 +51,17 @@ struct sim_link_stats {
 	uint64_t sent, delivered, bytes_delivered;
 	uint64_t lost, queue_drops, blackholed, mtu_drops, overflow;
 	uint64_t duplicated, corrupted, reordered;
+	uint64_t rebound;		/* sent from the second address */
 	uint64_t max_queue_bytes;
 };
 
 struct sim_node {
 	size_t (*send)(void *ctx, uint8_t *buf, size_t cap, uint64_t now);
 	void (*recv)(void *ctx, const uint8_t *d, size_t len, uint64_t now);
+	/* Optional, called instead of recv: src is the sender's address
+	 * (0, or 1 once its link rebound: sim_link_cfg.rebind_at). */
+	void (*recv_from)(void *ctx, const uint8_t *d, size_t len,
+			  unsigned int src, uint64_t now);
 	uint64_t (*timeout)(void *ctx, uint64_t now);
 	void (*on_timeout)(void *ctx, uint64_t now);
 	void *ctx;

@@ -6,7 +6,11 @@
  * swarms' timers. Checked: the handshake and 20 chunks of 256 KiB fetched
  * by hash, every byte compared; NOT_FOUND for an unknown hash; the
  * serving swarm freed and recreated mid-transfer, after which every
- * pending request completes over the new session; a key that is not
+ * pending request completes over the new session (with the default 25 s
+ * idle timeout: within a few seconds, by the silence rule); a requester
+ * restarted while the server holds its old connection is served at once;
+ * a request for any peer that one peer does not hold is asked at the
+ * next, and fails only once each was asked; a key that is not
  * configured never gets a session; no packet number is sealed twice
  * under one key.
  */
@@ -47,6 +51,9 @@ struct env {
 	unsigned int restart_at;	/* 0: never; else when n_done reaches it */
 	unsigned int restarts;
 	uint64_t stop_at;		/* ns: give up (or end a timed run) */
+	uint64_t restarted_ns;		/* when B went */
+	uint64_t all_done_ns;		/* when want were done */
+	bool default_timers;		/* conn.h's idle, keepalive */
 	bool timed_out;
 	uint16_t gen;
 	struct __kernel_timespec ts;
@@ -90,7 +97,8 @@ static void on_done(void *vctx, int err, const uint8_t *bytes, size_t len)
 				if (bytes[j] != e->data[(size_t)rc->i * CHUNK + j])
 					r->bad_bytes++;
 	}
-	e->n_done++;
+	if (++e->n_done == e->want)
+		e->all_done_ns = psd_swarm_now();
 }
 
 static int new_swarm(struct env *e, const struct psd_identity *id,
@@ -99,7 +107,8 @@ static int new_swarm(struct env *e, const struct psd_identity *id,
 	struct psd_swarm_config cfg = {
 		.loop = e->loop, .id = id, .listen = "::1", .port = port,
 		.seed = 42 + port,
-		.idle_timeout = PSD_NSEC, .keepalive = PSD_NSEC / 4,
+		.idle_timeout = e->default_timers ? 0 : PSD_NSEC,
+		.keepalive = e->default_timers ? 0 : PSD_NSEC / 4,
 		.lookup = serves ? lookup : NULL, .lookup_ctx = e,
 	};
 	char err[256];
@@ -131,6 +140,7 @@ static void restart_b(struct env *e)
 		psd_swarm_free(e->b);
 		e->b = NULL;
 		e->restarts++;
+		e->restarted_ns = psd_swarm_now();
 	}
 	if (new_swarm(e, &e->idb, e->b_port, true, &e->b))
 		return;
@@ -195,11 +205,12 @@ static int run(struct env *e, unsigned int want, double seconds)
 	return psd_loop_run(e->loop);
 }
 
-static int setup(struct env *e)
+static int setup_timers(struct env *e, bool default_timers)
 {
 	int r;
 
 	memset(e, 0, sizeof(*e));
+	e->default_timers = default_timers;
 	if (psd_chunkhash_init())
 		return -EIO;
 	psd_identity_generate(&e->ida);
@@ -237,6 +248,11 @@ static int setup(struct env *e)
 	if (!r)
 		r = add(e->b, &e->ida, e->a);
 	return r;
+}
+
+static int setup(struct env *e)
+{
+	return setup_timers(e, false);
 }
 
 static void teardown(struct env *e)
@@ -334,6 +350,129 @@ TEST(server_restart_mid_transfer)
 	EXPECT_EQ(1, psd_swarm_stats(e.a)->conns_closed);
 	EXPECT_LT(0, psd_swarm_stats(e.a)->requests_retried);
 	EXPECT_LT(0, psd_swarm_stats(e.b)->served);
+	teardown(&e);
+}
+
+/*
+ * The same with conn.h's default timers: the requester must not wait for
+ * its 25 s idle timeout. It hears nothing for four PTOs (at least 2 s),
+ * handshakes again at once and moves the requests to a new connection.
+ */
+TEST(server_restart_recovers_before_the_idle_timeout)
+{
+	static struct env e;
+	const struct psd_swarm_stats *sa;
+
+	ASSERT_EQ(0, setup_timers(&e, true));
+	e.restart_at = 5;
+	for (unsigned int i = 0; i < N_CHUNKS; i++)
+		ASSERT_EQ(0, request(&e, e.a, e.idb.pk, i, e.hashes[i]));
+	ASSERT_EQ(0, run(&e, N_CHUNKS, 20));
+	EXPECT_FALSE(e.timed_out);
+	EXPECT_EQ(1, e.restarts);
+	EXPECT_EQ(0, total_bad(&e));
+	ASSERT_NE(0, e.all_done_ns);
+	TH_LOG("done %llu ms after the restart", (unsigned long long)
+	       ((e.all_done_ns - e.restarted_ns) / PSD_MSEC));
+	EXPECT_LT(e.all_done_ns - e.restarted_ns, 8 * PSD_NSEC);
+	sa = psd_swarm_stats(e.a);
+	EXPECT_EQ(1, sa->sessions_renewed);
+	EXPECT_EQ(2, sa->conns_opened);
+	EXPECT_EQ(1, sa->conns_closed);
+	EXPECT_LT(0, sa->requests_retried);
+	EXPECT_EQ(1, psd_swarm_stats(e.b)->conns_opened);
+	teardown(&e);
+}
+
+/*
+ * The requester restarts (on another port) while the server holds the
+ * old connection: the server answers the new handshake, sees from the
+ * first packet under the new keys that the requester numbers from
+ * scratch, and serves it over a new connection at once.
+ */
+TEST(requester_restart_is_served_at_once)
+{
+	static struct env e;
+	const struct psd_swarm_stats *sb;
+	uint64_t t0;
+
+	ASSERT_EQ(0, setup_timers(&e, true));
+	for (unsigned int i = 0; i < 5; i++)
+		ASSERT_EQ(0, request(&e, e.a, e.idb.pk, i, e.hashes[i]));
+	ASSERT_EQ(0, run(&e, 5, 10));
+	ASSERT_FALSE(e.timed_out);
+	ASSERT_NE(NULL, psd_swarm_conn(e.b, e.ida.pk));
+
+	psd_swarm_free(e.a);
+	ASSERT_EQ(0, new_swarm(&e, &e.ida, 0, false, &e.a));
+	ASSERT_EQ(0, add(e.a, &e.idb, e.b));
+	t0 = psd_swarm_now();
+	for (unsigned int i = 5; i < N_CHUNKS; i++)
+		ASSERT_EQ(0, request(&e, e.a, e.idb.pk, i, e.hashes[i]));
+	ASSERT_EQ(0, run(&e, N_CHUNKS, 20));
+	EXPECT_FALSE(e.timed_out);
+	EXPECT_EQ(0, total_bad(&e));
+	ASSERT_NE(0, e.all_done_ns);
+	TH_LOG("served %llu ms after the restart", (unsigned long long)
+	       ((e.all_done_ns - t0) / PSD_MSEC));
+	EXPECT_LT(e.all_done_ns - t0, 5 * PSD_NSEC);
+	sb = psd_swarm_stats(e.b);
+	EXPECT_EQ(2, sb->conns_opened);
+	EXPECT_EQ(1, sb->conns_closed);
+	EXPECT_EQ(N_CHUNKS, sb->served);
+	EXPECT_EQ(1, psd_swarm_stats(e.a)->conns_opened);
+	EXPECT_EQ(0, psd_swarm_stats(e.a)->sessions_renewed);
+	teardown(&e);
+}
+
+/*
+ * Three swarms: A asks for "any" peer; C holds nothing, B holds the
+ * chunks. With only C's connection open, C answers NOT_FOUND, and the
+ * request goes on to B (a handshake first). A hash nobody holds is asked
+ * at each peer once and then fails with -ENOENT.
+ */
+TEST(not_found_at_one_peer_is_asked_at_another)
+{
+	static struct env e;
+	uint8_t unknown[PSD_HASH_LEN];
+	const struct psd_swarm_stats *sa, *sb, *sc;
+
+	ASSERT_EQ(0, setup(&e));
+	ASSERT_EQ(0, new_swarm(&e, &e.idc, 0, false, &e.c));
+	ASSERT_EQ(0, add(e.a, &e.idc, e.c));
+	ASSERT_EQ(0, add(e.c, &e.ida, e.a));
+	memset(unknown, 0xcd, sizeof(unknown));
+	/* Opens A-C only: a pinned request C cannot answer. */
+	ASSERT_EQ(0, request(&e, e.a, e.idc.pk, N_CHUNKS, unknown));
+	ASSERT_EQ(0, run(&e, 1, 10));
+	ASSERT_EQ(-ENOENT, e.res[N_CHUNKS].err);
+	ASSERT_EQ(NULL, psd_swarm_conn(e.a, e.idb.pk));
+
+	ASSERT_EQ(0, request(&e, e.a, NULL, 0, e.hashes[0]));
+	ASSERT_EQ(0, run(&e, 2, 10));
+	EXPECT_FALSE(e.timed_out);
+	EXPECT_TRUE(e.res[0].done);
+	EXPECT_EQ(0, e.res[0].err);
+	EXPECT_EQ(0, e.res[0].bad_bytes);
+	sa = psd_swarm_stats(e.a);
+	sb = psd_swarm_stats(e.b);
+	sc = psd_swarm_stats(e.c);
+	EXPECT_EQ(2, sc->not_found_sent);
+	EXPECT_EQ(0, sc->served);
+	EXPECT_EQ(1, sb->served);
+	EXPECT_EQ(1, sa->requests_rerouted);
+
+	/* Both open now; neither holds it: each is asked once. */
+	ASSERT_EQ(0, request(&e, e.a, NULL, N_CHUNKS + 1, unknown));
+	ASSERT_EQ(0, run(&e, 3, 10));
+	EXPECT_FALSE(e.timed_out);
+	EXPECT_TRUE(e.res[N_CHUNKS + 1].done);
+	EXPECT_EQ(-ENOENT, e.res[N_CHUNKS + 1].err);
+	EXPECT_EQ(1, sb->not_found_sent);
+	EXPECT_EQ(3, sc->not_found_sent);
+	EXPECT_EQ(2, sa->requests_rerouted);
+	EXPECT_EQ(1, sa->requests_done);
+	EXPECT_EQ(2, sa->requests_failed);
 	teardown(&e);
 }
 

@@ -83,6 +83,7 @@ struct transfer {
 	struct sim_conn cli, srv;
 	unsigned int n_chunks, max_outstanding;
 	uint64_t chunk_len, start_at;
+	enum psd_req_prio prio;
 	unsigned int issued, completed, not_found;
 	uint64_t req_index[1024];		/* request id -> chunk */
 	uint64_t req_len[1024];			/* request id -> length */
@@ -97,6 +98,7 @@ struct transfer {
 	uint64_t amp_violations, credit_violations, bound_violations;
 	uint64_t srv_tx_before_validation;
 	char peer_close[64];		/* "code reason" the server got */
+	uint64_t srv_not_found_at;	/* a request of the server's came back */
 };
 
 static void cli_on_response(void *ctx, uint64_t id, const uint8_t *bytes,
@@ -149,10 +151,28 @@ static void srv_on_close(void *ctx, bool by_peer, uint64_t code,
 			 (unsigned long long)code, reason);
 }
 
+/* The server's own requests (it asks too) only ever come back NOT_FOUND. */
+static void srv_on_not_found(void *ctx, uint64_t id)
+{
+	struct transfer *t = ctx;
+
+	(void)id;
+	t->srv_not_found_at = t->sim.now;
+}
+
 static const struct psd_conn_app server_app = {
+	.on_not_found = srv_on_not_found,
 	.on_request = srv_on_request,
 	.read = srv_read,
 	.on_close = srv_on_close,
+};
+
+/* A client that answers requests too (setup.client_serves). */
+static const struct psd_conn_app serving_client_app = {
+	.on_response = cli_on_response,
+	.on_not_found = cli_on_not_found,
+	.on_request = srv_on_request,
+	.read = srv_read,
 };
 
 static void test_keys(struct psd_aead_key *c2s, struct psd_aead_key *s2c)
@@ -174,6 +194,9 @@ struct setup {
 	uint64_t seed;
 	uint64_t cid_salt;			/* two flows on one sim */
 	uint64_t start_at;			/* first request, ns */
+	enum psd_req_prio prio;			/* of every request */
+	size_t max_dgram;			/* both ends; 0: no probing */
+	bool client_serves;			/* the server may ask it too */
 };
 
 static int transfer_init(struct transfer *t, const struct setup *su)
@@ -188,6 +211,7 @@ static int transfer_init(struct transfer *t, const struct setup *su)
 	t->max_outstanding = su->max_outstanding ? su->max_outstanding : 32;
 	t->chunk_len = su->chunk_len;
 	t->start_at = su->start_at;
+	t->prio = su->prio;
 	t->mark_bytes = su->n_chunks * su->chunk_len / 4;
 	test_keys(&c2s, &s2c);
 	cc = (struct psd_conn_config){ .local_cid = CLIENT_CID ^ su->cid_salt,
@@ -195,12 +219,18 @@ static int transfer_init(struct transfer *t, const struct setup *su)
 				       .tx_key = c2s, .rx_key = s2c,
 				       .seed = su->seed + 1,
 				       .max_data_window = su->client_window,
-				       .app = &client_app, .app_ctx = t };
+				       .max_dgram = su->max_dgram,
+				       .server = su->client_serves,
+				       .address_validated = su->client_serves,
+				       .app = su->client_serves ?
+					      &serving_client_app : &client_app,
+				       .app_ctx = t };
 	sc = (struct psd_conn_config){ .server = true,
 				       .local_cid = SERVER_CID ^ su->cid_salt,
 				       .peer_cid = CLIENT_CID ^ su->cid_salt,
 				       .tx_key = s2c, .rx_key = c2s,
 				       .cc = su->server_cc, .seed = su->seed + 2,
+				       .max_dgram = su->max_dgram,
 				       .app = &server_app, .app_ctx = t };
 	if (sim_init(&t->sim, su->seed, &su->up, &su->down) ||
 	    psd_conn_new(&cc, 0, &t->cli.c) || psd_conn_new(&sc, 0, &t->srv.c))
@@ -246,7 +276,7 @@ static void issue_requests(struct transfer *t, uint64_t now)
 	       psd_conn_state(t->cli.c) == PSD_CONN_OPEN) {
 		object_id(t->issued, id);
 		if (psd_conn_request(t->cli.c, PSD_REQ_CHUNK, id, 0, 0,
-				     t->chunk_len, PSD_PRIO_DEMAND, &rid))
+				     t->chunk_len, t->prio, &rid))
 			return;
 		t->req_len[rid] = t->chunk_len;
 		t->req_index[rid] = t->issued++;
@@ -310,10 +340,8 @@ static void report(struct __test_metadata *_metadata, const char *what,
 				    t->sim.link[1].st.blackholed));
 }
 
-/* Runs a whole transfer and checks what every case must hold. */
-#define RUN_TRANSFER(t, su, limit) do {					\
-	ASSERT_EQ(0, transfer_init(&(t), &(su)));			\
-	ASSERT_EQ(0, sim_run(&(t).sim, (limit), transfer_step, &(t)));	\
+/* What every whole transfer must hold at its end. */
+#define CHECK_TRANSFER(t, su) do {					\
 	EXPECT_EQ((su).n_chunks, (t).completed);			\
 	EXPECT_EQ(0, (t).bad_bytes);					\
 	EXPECT_EQ(0, (t).duplicates);					\
@@ -325,6 +353,13 @@ static void report(struct __test_metadata *_metadata, const char *what,
 	EXPECT_EQ(0, (t).bound_violations);				\
 	EXPECT_EQ(PSD_CONN_OPEN, psd_conn_state((t).cli.c));		\
 	EXPECT_EQ(PSD_CONN_OPEN, psd_conn_state((t).srv.c));		\
+} while (0)
+
+/* Runs a whole transfer and checks what every case must hold. */
+#define RUN_TRANSFER(t, su, limit) do {					\
+	ASSERT_EQ(0, transfer_init(&(t), &(su)));			\
+	ASSERT_EQ(0, sim_run(&(t).sim, (limit), transfer_step, &(t)));	\
+	CHECK_TRANSFER(t, su);						\
 } while (0)
 
 static struct sim_link_cfg path(uint64_t mbit, uint64_t delay_ms)
@@ -808,6 +843,50 @@ TEST(close_reaches_peer)
 	transfer_free(&t);
 }
 
+/*
+ * Only ack-eliciting packets are padded to the datagram size: the side
+ * that receives a transfer sends mostly ACKs, and those stay small. A
+ * small datagram that carries an ack-eliciting frame is dropped unopened
+ * in effect (counted as a bad size, nothing in it acted on).
+ */
+TEST(ack_only_datagrams_stay_small)
+{
+	struct setup su = { .up = path(10, 10), .down = path(10, 10),
+			    .n_chunks = 8, .chunk_len = 256 * KiB, .seed = 13 };
+	const struct psd_conn_stats *cs, *ss;
+	struct psd_frame ping = { .type = PSD_FRAME_PING };
+	struct psd_aead_key c2s, s2c;
+	uint8_t payload[64], dgram[256];
+	uint64_t rx_packets;
+	size_t len, n;
+	struct transfer t;
+
+	RUN_TRANSFER(t, su, 30 * SEC);
+	cs = psd_conn_stats(t.cli.c);
+	ss = psd_conn_stats(t.srv.c);
+	ASSERT_GT(cs->tx_packets, 100);
+	EXPECT_LT(cs->tx_bytes, cs->tx_packets * 200);
+	EXPECT_EQ(0, ss->rx_bad_size);
+
+	/* A 100-byte packet with a PING, sealed under the client's key. */
+	test_keys(&c2s, &s2c);
+	len = psd_frame_encode(&ping, payload, sizeof(payload));
+	ASSERT_EQ(1, len);
+	memset(payload + len, 0, 60);	/* PADDING */
+	ASSERT_EQ(0, psd_packet_seal(&c2s, SERVER_CID, cs->last_pn + 1,
+				     psd_conn_recovery(t.cli.c)->largest_acked,
+				     true, payload, len + 60, dgram,
+				     sizeof(dgram), &n));
+	ASSERT_LT(n, PSD_DGRAM_MIN);
+	rx_packets = ss->rx_packets;
+	ASSERT_EQ(0, psd_conn_recv(t.srv.c, dgram, n, t.sim.now));
+	EXPECT_EQ(1, ss->rx_bad_size);
+	EXPECT_EQ(rx_packets, ss->rx_packets);
+	psd_aead_key_wipe(&c2s);
+	psd_aead_key_wipe(&s2c);
+	transfer_free(&t);
+}
+
 struct cancel_case {
 	struct transfer *t;
 	uint64_t cancel_at, cancel_id;
@@ -924,14 +1003,15 @@ static int inject_data(struct transfer *t, uint64_t pn, uint64_t id,
 }
 
 /* Asks for chunk index's first len bytes, as issue_requests would. */
-static uint64_t request_len(struct transfer *t, uint64_t index, uint64_t len)
+static uint64_t request_len(struct transfer *t, uint64_t index, uint64_t len,
+			    enum psd_req_prio prio)
 {
 	uint8_t id[PSD_OBJECT_ID_LEN];
 	uint64_t rid;
 
 	object_id(index, id);
-	if (psd_conn_request(t->cli.c, PSD_REQ_CHUNK, id, 0, 0, len,
-			     PSD_PRIO_DEMAND, &rid))
+	if (psd_conn_request(t->cli.c, PSD_REQ_CHUNK, id, 0, 0, len, prio,
+			     &rid))
 		return UINT64_MAX;
 	t->req_len[rid] = len;
 	t->req_index[rid] = index;
@@ -950,10 +1030,10 @@ TEST(large_response_does_not_starve_others)
 	ASSERT_EQ(0, transfer_init(&t, &su));
 	/* The large response is asked for first: oldest first, it would
 	 * be served whole before the others without its own window. */
-	big = request_len(&t, 0, 24 * MiB);
+	big = request_len(&t, 0, 24 * MiB, PSD_PRIO_DEMAND);
 	ASSERT_NE(UINT64_MAX, big);
 	for (i = 0; i < 8; i++) {
-		small[i] = request_len(&t, 1 + i, 128 * KiB);
+		small[i] = request_len(&t, 1 + i, 128 * KiB, PSD_PRIO_DEMAND);
 		ASSERT_NE(UINT64_MAX, small[i]);
 	}
 	ASSERT_EQ(0, sim_run(&t.sim, 120 * SEC, transfer_step, &t));
@@ -977,7 +1057,7 @@ TEST(data_past_request_credit_closes)
 	uint64_t rid;
 
 	ASSERT_EQ(0, transfer_init(&t, &su));
-	rid = request_len(&t, 0, 8 * MiB);
+	rid = request_len(&t, 0, 8 * MiB, PSD_PRIO_DEMAND);
 	ASSERT_NE(UINT64_MAX, rid);
 	/* The last byte of the request's first window is fine, the next
 	 * one was never granted. */
@@ -1137,9 +1217,50 @@ static struct sim_node mux_node(struct mux *m, struct sim_conn *a,
 				  .on_timeout = mux_on_timeout, .ctx = m };
 }
 
+/*
+ * The queueing delay of a link over time: a packet entering at t waits
+ * busy_until - t. Called at every step of the simulation (nothing is sent
+ * between two steps, so the wait only drains), it integrates the wait over
+ * [from, until) exactly and keeps its largest value.
+ */
+struct queue_meter {
+	const struct sim_link *link;
+	uint64_t from, until, last;
+	double sum;			/* ns x ns */
+	uint64_t max;
+};
+
+static void meter_step(struct queue_meter *m, uint64_t now)
+{
+	uint64_t b = m->link->busy_until, t0 = m->last, t1;
+
+	m->last = now;
+	if (now <= m->from || t0 >= m->until)
+		return;
+	t0 = t0 > m->from ? t0 : m->from;
+	t1 = now < m->until ? now : m->until;
+	if (b > t0) {
+		double d0 = (double)(b - t0);
+		double d1 = b > t1 ? (double)(b - t1) : 0;
+
+		m->sum += (d0 * d0 - d1 * d1) / 2;
+		if (b - t0 > m->max)
+			m->max = b - t0;
+	}
+}
+
+/* The mean wait over [from, until) in ms (until: the last step seen). */
+static double meter_mean_ms(const struct queue_meter *m)
+{
+	uint64_t end = m->until < m->last ? m->until : m->last;
+
+	return end > m->from ? m->sum / (double)(end - m->from) / MS : 0;
+}
+
 struct race {
 	struct transfer *demand, *background;
 	uint64_t bg_at_demand_start;
+	struct queue_meter queue;	/* server->client, while demand runs */
 };
 
 static bool race_step(void *ctx, uint64_t now)
@@ -1148,6 +1269,7 @@ static bool race_step(void *ctx, uint64_t now)
 
 	if (now < r->demand->start_at)
 		r->bg_at_demand_start = r->background->delivered;
+	meter_step(&r->queue, now);
 	transfer_step(r->background, now);
 	return transfer_step(r->demand, now);
 }
@@ -1173,14 +1295,21 @@ TEST(scavenger_alone_fills_link)
 	transfer_free(&t);
 }
 
+/* What two flows on one bottleneck did while the second one ran. */
+struct pair_result {
+	uint64_t bg, fg;		/* bytes delivered: first, second */
+	double queue_mean_ms;		/* the bottleneck's queueing delay */
+	uint64_t bg_tx_scavenger;	/* packets the first sent scavenging */
+	uint64_t fg_tx_scavenger;
+};
+
 /*
  * A background flow (bs) runs alone, then a second flow (ds) joins at
- * ds.start_at; both share the server->client link. Returns the bytes each
- * delivered while the second one ran, in *ret_bg and *ret_fg.
+ * ds.start_at; both share the server->client link.
  */
 static void run_pair(struct __test_metadata *_metadata, const char *what,
 		     const struct setup *bs, const struct setup *ds,
-		     uint64_t *ret_bg, uint64_t *ret_fg)
+		     struct pair_result *ret)
 {
 	struct transfer bg, dem;
 	struct mux cm, sm;
@@ -1191,19 +1320,26 @@ static void run_pair(struct __test_metadata *_metadata, const char *what,
 	ASSERT_EQ(0, transfer_init(&dem, ds));
 	bg.sim.node[0] = mux_node(&cm, &bg.cli, &dem.cli);
 	bg.sim.node[1] = mux_node(&sm, &bg.srv, &dem.srv);
+	r.queue = (struct queue_meter){ .link = &bg.sim.link[1],
+					.from = ds->start_at,
+					.until = UINT64_MAX };
 	ASSERT_EQ(0, sim_run(&bg.sim, 120 * SEC, race_step, &r));
 	EXPECT_EQ(ds->n_chunks, dem.completed);
 	EXPECT_EQ(0, dem.bad_bytes + bg.bad_bytes);
-	*ret_bg = bg.delivered - r.bg_at_demand_start;
-	*ret_fg = dem.delivered;
+	EXPECT_EQ(0, dem.duplicates + bg.duplicates);
+	ret->bg = bg.delivered - r.bg_at_demand_start;
+	ret->fg = dem.delivered;
+	ret->queue_mean_ms = meter_mean_ms(&r.queue);
+	ret->bg_tx_scavenger = psd_conn_stats(bg.srv.c)->tx_scavenger;
+	ret->fg_tx_scavenger = psd_conn_stats(dem.srv.c)->tx_scavenger;
 	span = dem.end_time - ds->start_at;
-	TH_LOG("%s: while the second flow ran (%.2f s): it did %.2f Mbit/s, the first %.2f Mbit/s (%.0f%% of the bytes); before, the first alone did %.2f Mbit/s; largest queue %.1f ms",
+	TH_LOG("%s: while the second flow ran (%.2f s): it did %.2f Mbit/s, the first %.2f Mbit/s (%.0f%% of the bytes); before, the first alone did %.2f Mbit/s; queue %.1f ms mean, %.1f ms largest",
 	       what, (double)span / SEC,
-	       (double)*ret_fg * 8 * SEC / span / MBIT,
-	       (double)*ret_bg * 8 * SEC / span / MBIT,
-	       100.0 * *ret_bg / (*ret_bg + *ret_fg),
+	       (double)ret->fg * 8 * SEC / span / MBIT,
+	       (double)ret->bg * 8 * SEC / span / MBIT,
+	       100.0 * ret->bg / (ret->bg + ret->fg),
 	       (double)r.bg_at_demand_start * 8 * SEC / ds->start_at / MBIT,
-	       queue_ms(&bg.sim.link[1]));
+	       ret->queue_mean_ms, queue_ms(&bg.sim.link[1]));
 	EXPECT_GT(r.bg_at_demand_start * 8 * SEC / ds->start_at, 10 * MBIT);
 	transfer_free(&dem);
 	transfer_free(&bg);
@@ -1218,7 +1354,7 @@ static void scavenger_vs(struct __test_metadata *_metadata,
 			    .server_cc = &psd_cc_ledbat, .seed = 16,
 			    .cid_salt = 0xff };
 	struct setup ds = bs;
-	uint64_t bg_bytes, fg_bytes;
+	struct pair_result p;
 
 	bs.down.queue_bytes = 20 * MBIT / 8 / 10;
 	ds.server_cc = cc;
@@ -1226,8 +1362,8 @@ static void scavenger_vs(struct __test_metadata *_metadata,
 	ds.cid_salt = 0;
 	ds.seed = 17;
 	ds.start_at = 3 * SEC;			/* the scavenger runs first */
-	run_pair(_metadata, cc->name, &bs, &ds, &bg_bytes, &fg_bytes);
-	EXPECT_LE(bg_bytes * 100, (bg_bytes + fg_bytes) * 20);
+	run_pair(_metadata, cc->name, &bs, &ds, &p);
+	EXPECT_LE(p.bg * 100, (p.bg + p.fg) * 20);
 }
 
 TEST(scavenger_yields_to_cubic)
@@ -1240,6 +1376,342 @@ TEST(scavenger_yields_to_bbr)
 	scavenger_vs(_metadata, &psd_cc_bbr);
 }
 
+/* ---- the scavenger class over the default controller ---------------------- */
+
+/*
+ * Background requests served by a connection whose controller is the
+ * default one (BBR): the scavenger limit (agent/conn_cc.c) holds it to
+ * LEDBAT's window. 20 Mbit/s, 40 ms RTT, 100 ms of buffer (room above
+ * LEDBAT's 60 ms target).
+ */
+static struct setup background_setup(unsigned int n_chunks, uint64_t seed)
+{
+	struct setup su = { .up = path(20, 20), .down = path(20, 20),
+			    .n_chunks = n_chunks, .chunk_len = 256 * KiB,
+			    .prio = PSD_PRIO_BACKGROUND, .seed = seed };
+
+	su.down.queue_bytes = 20 * MBIT / 8 / 10;
+	return su;
+}
+
+TEST(scavenger_class_alone_fills_link)
+{
+	struct setup su = background_setup(48, 31);
+	const struct psd_conn_stats *ss;
+	struct transfer t;
+
+	RUN_TRANSFER(t, su, 60 * SEC);
+	report(_metadata, "background class alone, 20 Mbit/s, 40 ms RTT", &t);
+	ss = psd_conn_stats(t.srv.c);
+	TH_LOG("%llu of %llu packets sent under the scavenger limit; largest queue %.1f ms",
+	       (unsigned long long)ss->tx_scavenger,
+	       (unsigned long long)ss->tx_packets, queue_ms(&t.sim.link[1]));
+	EXPECT_GE(goodput_mbit(&t), 0.8 * 20);
+	/* The limit was in force for (nearly) every packet of DATA. */
+	EXPECT_GE(ss->tx_scavenger * 100, ss->tx_packets * 95);
+	EXPECT_EQ(0, psd_conn_stats(t.cli.c)->tx_scavenger);
+	transfer_free(&t);
+}
+
+struct metered {
+	struct transfer *t;
+	struct queue_meter queue;
+};
+
+static bool metered_step(void *ctx, uint64_t now)
+{
+	struct metered *m = ctx;
+
+	meter_step(&m->queue, now);
+	return transfer_step(m->t, now);
+}
+
+/* The mean queueing delay a transfer builds alone from its first request on. */
+static double queue_alone_ms(struct __test_metadata *_metadata,
+			     const struct setup *su)
+{
+	struct transfer t;
+	struct metered m = { .t = &t };
+	double mean;
+
+	ASSERT_EQ(0, transfer_init(&t, su));
+	m.queue = (struct queue_meter){ .link = &t.sim.link[1],
+					.from = su->start_at,
+					.until = UINT64_MAX };
+	ASSERT_EQ(0, sim_run(&t.sim, 120 * SEC, metered_step, &m));
+	EXPECT_EQ(su->n_chunks, t.completed);
+	EXPECT_EQ(0, t.bad_bytes);
+	mean = meter_mean_ms(&m.queue);
+	TH_LOG("%s alone: queue %.1f ms mean, %.1f ms largest",
+	       su->server_cc ? su->server_cc->name : "bbr", mean,
+	       (double)m.queue.max / MS);
+	transfer_free(&t);
+	return mean;
+}
+
+/*
+ * The issue's goal for the scavenger class: beside a demand transfer it
+ * takes <= 20% of the link and adds <= 60 ms of queueing delay (the mean
+ * at the bottleneck while the demand transfer runs, against the demand
+ * transfer alone).
+ */
+static void scavenger_class_vs(struct __test_metadata *_metadata,
+			       const struct psd_cc_ops *cc, uint64_t seed)
+{
+	struct setup bs = background_setup(200, seed);
+	struct setup ds = background_setup(96, seed + 1);
+	struct pair_result p;
+	double alone;
+
+	bs.cid_salt = 0xff;
+	ds.prio = PSD_PRIO_DEMAND;
+	ds.server_cc = cc;
+	ds.start_at = 3 * SEC;			/* the background flow first */
+	alone = queue_alone_ms(_metadata, &ds);
+	run_pair(_metadata, cc->name, &bs, &ds, &p);
+	TH_LOG("queueing delay added: %.1f ms", p.queue_mean_ms - alone);
+	EXPECT_LE(p.bg * 100, (p.bg + p.fg) * 20);
+	EXPECT_LE(p.queue_mean_ms - alone, 60);
+	EXPECT_GT(p.bg_tx_scavenger, 0);
+	EXPECT_EQ(0, p.fg_tx_scavenger);
+}
+
+TEST(scavenger_class_yields_to_bbr)
+{
+	scavenger_class_vs(_metadata, &psd_cc_bbr, 32);
+}
+
+TEST(scavenger_class_yields_to_cubic)
+{
+	scavenger_class_vs(_metadata, &psd_cc_cubic, 34);
+}
+
+/*
+ * A connection serving background requests was squeezed to LEDBAT's
+ * smallest window by a demand transfer on another connection; that one
+ * ends, and a demand request arrives on the squeezed connection. It must
+ * be served at the full controller's rate at once, not at the rate the
+ * scavenger would regrow to (about a packet per three RTTs here).
+ */
+struct late_request {
+	struct transfer *bg, *dem;
+	enum psd_req_prio prio;
+	uint64_t len, id, at;
+	bool issued;
+};
+
+static bool late_request_step(void *ctx, uint64_t now)
+{
+	struct late_request *l = ctx;
+
+	transfer_step(l->bg, now);
+	if (!l->issued && transfer_step(l->dem, now)) {
+		l->id = request_len(l->bg, 1000, l->len, l->prio);
+		l->issued = l->id != UINT64_MAX;
+		l->at = now;
+	}
+	return l->issued && l->bg->done[l->id];
+}
+
+/* Mbit/s of a request of class prio issued on the squeezed connection. */
+static double late_request_mbit(struct __test_metadata *_metadata,
+				enum psd_req_prio prio)
+{
+	struct setup bs = background_setup(400, 36);
+	struct setup ds = background_setup(32, 37);
+	struct transfer bg, dem;
+	struct mux cm, sm;
+	struct late_request l = { .bg = &bg, .dem = &dem, .prio = prio,
+				  .len = 4 * MiB };
+	double mbit;
+
+	bs.cid_salt = 0xff;
+	ds.prio = PSD_PRIO_DEMAND;
+	ds.start_at = 2 * SEC;
+	ASSERT_EQ(0, transfer_init(&bg, &bs));
+	ASSERT_EQ(0, transfer_init(&dem, &ds));
+	bg.sim.node[0] = mux_node(&cm, &bg.cli, &dem.cli);
+	bg.sim.node[1] = mux_node(&sm, &bg.srv, &dem.srv);
+	ASSERT_EQ(0, sim_run(&bg.sim, 120 * SEC, late_request_step, &l));
+	EXPECT_EQ(ds.n_chunks, dem.completed);
+	EXPECT_EQ(0, bg.bad_bytes + dem.bad_bytes);
+	EXPECT_EQ(0, bg.duplicates + dem.duplicates);
+	EXPECT_EQ(PSD_CONN_OPEN, psd_conn_state(bg.srv.c));
+	mbit = (double)l.len * 8 * SEC / (bg.done_at[l.id] - l.at) / MBIT;
+	TH_LOG("%s request of 4 MiB after the demand flow ended at %.2f s: %.2f Mbit/s",
+	       prio == PSD_PRIO_DEMAND ? "demand" : "background",
+	       (double)l.at / SEC, mbit);
+	transfer_free(&dem);
+	transfer_free(&bg);
+	return mbit;
+}
+
+TEST(scavenger_class_demand_request_gets_full_rate)
+{
+	double demand = late_request_mbit(_metadata, PSD_PRIO_DEMAND);
+	double background = late_request_mbit(_metadata, PSD_PRIO_BACKGROUND);
+
+	EXPECT_GE(demand, 0.8 * 20);
+	/* The same request in the background class is held by the
+	 * scavenger: what the demand class gained is the switch. */
+	EXPECT_LE(background * 2, demand);
+}
+
+/*
+ * The switch back: a connection serves a demand request and background
+ * requests while a demand flow runs on another connection. Once its
+ * demand request is done, its background data must yield at once: its
+ * LEDBAT window did not grow while the full controller drove the
+ * connection, so it starts no larger than when it last limited.
+ */
+struct switch_back {
+	struct transfer *bg, *dem;
+	uint64_t id, len;
+	bool issued;
+	uint64_t switched;		/* when the demand request completed */
+	uint64_t bg_at, dem_at;		/* bytes delivered then */
+};
+
+static bool switch_back_step(void *ctx, uint64_t now)
+{
+	struct switch_back *s = ctx;
+
+	if (!s->issued) {
+		s->id = request_len(s->bg, 1000, s->len, PSD_PRIO_DEMAND);
+		s->issued = s->id != UINT64_MAX;
+	}
+	if (s->issued && !s->switched && s->bg->done[s->id]) {
+		s->switched = now;
+		s->bg_at = s->bg->delivered;
+		s->dem_at = s->dem->delivered;
+	}
+	transfer_step(s->bg, now);
+	return transfer_step(s->dem, now);
+}
+
+/*
+ * The side serving background data asks the other side for a chunk (it
+ * has none: NOT_FOUND comes back) while a demand flow on another
+ * connection holds the scavenger at its smallest window. A REQUEST of
+ * the demand class is something to send that is not background, so it
+ * leaves under the full controller at once; one of the background class
+ * waits for room in the scavenger's window.
+ */
+#define ASKS	8
+
+struct ask_back {
+	struct transfer *bg, *dem;
+	enum psd_req_prio prio;
+	unsigned int answered;
+	uint64_t at, next_at, total;
+	bool waiting;
+};
+
+/* Asks, waits for the answer, waits 37 ms (another phase), asks again. */
+static bool ask_back_step(void *ctx, uint64_t now)
+{
+	struct ask_back *a = ctx;
+	uint8_t id[PSD_OBJECT_ID_LEN];
+	uint64_t rid;
+
+	transfer_step(a->bg, now);
+	transfer_step(a->dem, now);
+	if (a->waiting && a->bg->srv_not_found_at) {
+		a->total += a->bg->srv_not_found_at - a->at;
+		a->answered++;
+		a->waiting = false;
+		a->next_at = now + 37 * MS;
+	}
+	if (!a->waiting && a->answered < ASKS && now >= a->next_at) {
+		object_id(MISSING_INDEX, id);
+		if (psd_conn_request(a->bg->srv.c, PSD_REQ_CHUNK, id, 0, 0,
+				     4096, a->prio, &rid) == 0) {
+			a->bg->srv_not_found_at = 0;
+			a->at = now;
+			a->waiting = true;
+		}
+	}
+	return a->answered == ASKS;
+}
+
+/* The mean time the scavenging side's requests took to come back. */
+static uint64_t ask_back_ns(struct __test_metadata *_metadata,
+			    enum psd_req_prio prio)
+{
+	struct setup bs = background_setup(200, 40);
+	struct setup ds = background_setup(96, 41);
+	struct transfer bg, dem;
+	struct mux cm, sm;
+	struct ask_back a = { .bg = &bg, .dem = &dem, .prio = prio,
+			      .next_at = 5 * SEC };
+	uint64_t mean;
+
+	bs.cid_salt = 0xff;
+	bs.client_serves = true;
+	ds.prio = PSD_PRIO_DEMAND;
+	ds.start_at = 2 * SEC;
+	ASSERT_EQ(0, transfer_init(&bg, &bs));
+	ASSERT_EQ(0, transfer_init(&dem, &ds));
+	bg.sim.node[0] = mux_node(&cm, &bg.cli, &dem.cli);
+	bg.sim.node[1] = mux_node(&sm, &bg.srv, &dem.srv);
+	ASSERT_EQ(0, sim_run(&bg.sim, 60 * SEC, ask_back_step, &a));
+	EXPECT_EQ(0, dem.end_time);		/* the demand flow still ran */
+	EXPECT_EQ(0, bg.bad_bytes + dem.bad_bytes);
+	EXPECT_EQ(PSD_CONN_OPEN, psd_conn_state(bg.srv.c));
+	EXPECT_EQ(PSD_CONN_OPEN, psd_conn_state(bg.cli.c));
+	mean = a.total / ASKS;
+	TH_LOG("%u %s requests from the scavenging side from 5 s on: answered in %.1f ms on average (smoothed RTT %.1f ms)",
+	       ASKS, prio == PSD_PRIO_DEMAND ? "demand" : "background",
+	       (double)mean / MS,
+	       (double)psd_conn_recovery(bg.srv.c)->rtt.smoothed / MS);
+	transfer_free(&dem);
+	transfer_free(&bg);
+	return mean;
+}
+
+TEST(scavenger_class_lets_demand_requests_out)
+{
+	uint64_t demand = ask_back_ns(_metadata, PSD_PRIO_DEMAND);
+	uint64_t background = ask_back_ns(_metadata, PSD_PRIO_BACKGROUND);
+
+	/* The background ones wait for an ACK to open the scavenger's
+	 * window: on average a good part of a round trip more. */
+	EXPECT_LT(demand + 10 * MS, background);
+}
+
+TEST(scavenger_class_yields_after_demand_request)
+{
+	struct setup bs = background_setup(200, 38);
+	struct setup ds = background_setup(96, 39);
+	struct transfer bg, dem;
+	struct mux cm, sm;
+	struct switch_back s = { .bg = &bg, .dem = &dem, .len = 8 * MiB };
+	uint64_t bg_bytes, fg_bytes, span;
+
+	bs.cid_salt = 0xff;
+	ds.prio = PSD_PRIO_DEMAND;
+	ASSERT_EQ(0, transfer_init(&bg, &bs));
+	ASSERT_EQ(0, transfer_init(&dem, &ds));
+	bg.sim.node[0] = mux_node(&cm, &bg.cli, &dem.cli);
+	bg.sim.node[1] = mux_node(&sm, &bg.srv, &dem.srv);
+	ASSERT_EQ(0, sim_run(&bg.sim, 120 * SEC, switch_back_step, &s));
+	ASSERT_NE(0, s.switched);
+	EXPECT_EQ(ds.n_chunks, dem.completed);
+	EXPECT_EQ(0, bg.bad_bytes + dem.bad_bytes);
+	EXPECT_EQ(0, bg.duplicates + dem.duplicates);
+	bg_bytes = bg.delivered - s.bg_at;
+	fg_bytes = dem.delivered - s.dem_at;
+	span = dem.end_time - s.switched;
+	TH_LOG("demand request done at %.2f s; then, for %.2f s, background %.2f Mbit/s, the demand flow %.2f Mbit/s",
+	       (double)s.switched / SEC, (double)span / SEC,
+	       (double)bg_bytes * 8 * SEC / span / MBIT,
+	       (double)fg_bytes * 8 * SEC / span / MBIT);
+	EXPECT_GE(span, 2 * SEC);
+	EXPECT_LE(bg_bytes * 100, (bg_bytes + fg_bytes) * 20);
+	transfer_free(&dem);
+	transfer_free(&bg);
+}
+
 TEST(bbr_two_flows_share)
 {
 	struct setup bs = { .up = path(20, 20), .down = path(20, 20),
@@ -1247,16 +1719,16 @@ TEST(bbr_two_flows_share)
 			    .server_cc = &psd_cc_bbr, .seed = 21,
 			    .cid_salt = 0xff };
 	struct setup ds = bs;
-	uint64_t a, b;
+	struct pair_result p;
 
 	ds.n_chunks = 48;
 	ds.cid_salt = 0;
 	ds.seed = 22;
 	ds.start_at = 2 * SEC;
-	run_pair(_metadata, "BBR + BBR", &bs, &ds, &a, &b);
+	run_pair(_metadata, "BBR + BBR", &bs, &ds, &p);
 	/* Neither takes more than 1.5 times the other's share. */
-	EXPECT_LE(2 * a, 3 * b);
-	EXPECT_LE(2 * b, 3 * a);
+	EXPECT_LE(2 * p.bg, 3 * p.fg);
+	EXPECT_LE(2 * p.fg, 3 * p.bg);
 }
 
 TEST(bbr_does_not_fill_a_deep_buffer)
@@ -1276,6 +1748,196 @@ TEST(bbr_does_not_fill_a_deep_buffer)
 	EXPECT_LE(queue_ms(&t.sim.link[1]), 100);
 	EXPECT_EQ(0, t.sim.link[1].st.queue_drops);
 	transfer_free(&t);
+}
+
+/* ---- path MTU ------------------------------------------------------------ */
+
+/*
+ * A transfer with path MTU probing at both ends (up to PSD_DGRAM_MAX):
+ * notes the server link's MTU drops when the server's search completed,
+ * and shrinks both links' MTU to the base once shrink_at bytes arrived.
+ */
+struct pmtu_run {
+	struct transfer t;
+	bool settled;
+	uint64_t drops_settled;
+	uint64_t shrink_at, shrunk_at;
+};
+
+static bool pmtu_step(void *ctx, uint64_t now)
+{
+	struct pmtu_run *p = ctx;
+	const struct psd_pmtu *pm = psd_conn_pmtu(p->t.srv.c);
+
+	if (!p->settled && pm->state == PSD_PMTU_COMPLETE) {
+		p->settled = true;
+		p->drops_settled = p->t.sim.link[1].st.mtu_drops;
+	}
+	if (p->shrink_at && !p->shrunk_at && p->t.delivered >= p->shrink_at) {
+		p->t.sim.link[0].cfg.mtu = PSD_DGRAM_MIN;
+		p->t.sim.link[1].cfg.mtu = PSD_DGRAM_MIN;
+		p->shrunk_at = now;
+	}
+	return transfer_step(&p->t, now);
+}
+
+static struct setup pmtu_setup(size_t mtu, uint64_t seed)
+{
+	struct setup su = { .up = path(20, 10), .down = path(20, 10),
+			    .n_chunks = 32, .chunk_len = 128 * KiB,
+			    .max_dgram = PSD_DGRAM_MAX, .seed = seed };
+
+	su.up.mtu = su.down.mtu = mtu;
+	return su;
+}
+
+static void pmtu_report(struct __test_metadata *_metadata, const char *what,
+			const struct pmtu_run *p)
+{
+	const struct psd_pmtu *pm = psd_conn_pmtu(p->t.srv.c);
+	const struct sim_link_stats *l = &p->t.sim.link[1].st;
+
+	report(_metadata, what, &p->t);
+	TH_LOG("%s: server at %zu bytes, %llu probes (%llu lost), %llu black holes; %.0f bytes per datagram delivered, %llu MTU drops",
+	       what, psd_pmtu_size(pm), (unsigned long long)pm->st.probes_sent,
+	       (unsigned long long)pm->st.probes_lost,
+	       (unsigned long long)pm->st.black_holes,
+	       l->delivered ? (double)l->bytes_delivered / l->delivered : 0,
+	       (unsigned long long)l->mtu_drops);
+}
+
+/* Probes lost to the MTU are no data lost: nothing was sent again. */
+#define EXPECT_PROBE_LOSSES_ONLY(c) do {				\
+	const struct psd_recovery *r_ = psd_conn_recovery(c);		\
+									\
+	EXPECT_EQ(0, r_->lost_packets);					\
+	EXPECT_EQ(0, psd_conn_stats(c)->tx_rtx_bytes);			\
+	EXPECT_EQ(psd_conn_pmtu(c)->st.probes_lost, r_->lost_probes);	\
+} while (0)
+
+TEST(pmtu_1500_path_reaches_the_maximum)
+{
+	struct setup su = pmtu_setup(1500, 40);
+	struct pmtu_run p = { .settled = false };
+	const struct psd_pmtu *pm;
+
+	ASSERT_EQ(0, transfer_init(&p.t, &su));
+	ASSERT_EQ(0, sim_run(&p.t.sim, 60 * SEC, pmtu_step, &p));
+	CHECK_TRANSFER(p.t, su);
+	pmtu_report(_metadata, "MTU 1500", &p);
+	pm = psd_conn_pmtu(p.t.srv.c);
+	EXPECT_EQ(PSD_PMTU_COMPLETE, pm->state);
+	EXPECT_EQ(PSD_DGRAM_MAX, psd_pmtu_size(pm));
+	EXPECT_EQ(PSD_DGRAM_MAX, psd_pmtu_size(psd_conn_pmtu(p.t.cli.c)));
+	EXPECT_EQ(1, pm->st.probes_sent);
+	EXPECT_EQ(PSD_DGRAM_MAX, psd_conn_cc(p.t.srv.c)->mss);
+	/* Nearly every datagram of the response went out at the new size. */
+	EXPECT_GE(p.t.sim.link[1].st.bytes_delivered,
+		  1400 * p.t.sim.link[1].st.delivered);
+	EXPECT_EQ(0, p.t.sim.link[1].st.mtu_drops);
+	EXPECT_PROBE_LOSSES_ONLY(p.t.srv.c);
+	transfer_free(&p.t);
+}
+
+TEST(pmtu_1280_path_settles_below_it)
+{
+	struct setup su = pmtu_setup(1280, 41);
+	struct pmtu_run p = { .settled = false };
+	const struct psd_pmtu *pm;
+
+	ASSERT_EQ(0, transfer_init(&p.t, &su));
+	ASSERT_EQ(0, sim_run(&p.t.sim, 60 * SEC, pmtu_step, &p));
+	CHECK_TRANSFER(p.t, su);
+	pmtu_report(_metadata, "MTU 1280", &p);
+	pm = psd_conn_pmtu(p.t.srv.c);
+	ASSERT_TRUE(p.settled);
+	EXPECT_LE(psd_pmtu_size(pm), 1280);
+	EXPECT_GT(psd_pmtu_size(pm), 1280 - PSD_PMTU_STEP);
+	EXPECT_GT(pm->st.probes_lost, 0);
+	/* Only probes ever met the MTU, and none after the search. */
+	EXPECT_EQ(pm->st.probes_lost, p.t.sim.link[1].st.mtu_drops);
+	EXPECT_EQ(p.drops_settled, p.t.sim.link[1].st.mtu_drops);
+	EXPECT_PROBE_LOSSES_ONLY(p.t.srv.c);
+	transfer_free(&p.t);
+}
+
+TEST(pmtu_1200_path_stays_at_the_base)
+{
+	struct setup su = pmtu_setup(PSD_DGRAM_MIN, 42);
+	struct pmtu_run p = { .settled = false };
+	const struct psd_pmtu *pm;
+
+	ASSERT_EQ(0, transfer_init(&p.t, &su));
+	ASSERT_EQ(0, sim_run(&p.t.sim, 60 * SEC, pmtu_step, &p));
+	CHECK_TRANSFER(p.t, su);
+	pmtu_report(_metadata, "MTU 1200", &p);
+	pm = psd_conn_pmtu(p.t.srv.c);
+	EXPECT_EQ(PSD_PMTU_COMPLETE, pm->state);
+	EXPECT_EQ(PSD_DGRAM_MIN, psd_pmtu_size(pm));
+	EXPECT_EQ(PSD_DGRAM_MIN, psd_conn_cc(p.t.srv.c)->mss);
+	EXPECT_EQ(pm->st.probes_sent, pm->st.probes_lost);
+	EXPECT_EQ(pm->st.probes_lost, p.t.sim.link[1].st.mtu_drops);
+	EXPECT_PROBE_LOSSES_ONLY(p.t.srv.c);
+	transfer_free(&p.t);
+}
+
+TEST(pmtu_black_hole_mid_transfer)
+{
+	struct setup su = pmtu_setup(1500, 43);
+	struct pmtu_run p = { .shrink_at = 32 * 128 * KiB / 3 };
+	const struct psd_pmtu *pm;
+
+	ASSERT_EQ(0, transfer_init(&p.t, &su));
+	ASSERT_EQ(0, sim_run(&p.t.sim, 120 * SEC, pmtu_step, &p));
+	CHECK_TRANSFER(p.t, su);
+	pmtu_report(_metadata, "MTU 1500, then 1200", &p);
+	pm = psd_conn_pmtu(p.t.srv.c);
+	ASSERT_NE(0, p.shrunk_at);
+	EXPECT_EQ(1, pm->st.black_holes);
+	EXPECT_EQ(PSD_DGRAM_MIN, psd_pmtu_size(pm));
+	EXPECT_EQ(PSD_PMTU_COMPLETE, pm->state);
+	/* The path shrank under a full window: recovered within seconds. */
+	EXPECT_LT(p.t.end_time - p.shrunk_at, 10 * SEC);
+	transfer_free(&p.t);
+}
+
+TEST(pmtu_on_lossy_paths)
+{
+	/* Random and bursty loss (and a 2 s outage) with probing on: every
+	 * byte arrives, and whatever false alarms the losses raise, the
+	 * connection ends at the size the path carries. */
+	static const struct { double loss, bursty; uint64_t blackhole; } cases[] = {
+		{ 0.02, 0, 0 }, { 0.05, 0, 0 }, { 0, 0.3, 0 }, { 0, 0, 2 * SEC },
+	};
+
+	for (unsigned int i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct setup su = pmtu_setup(1500, 44 + i);
+		struct pmtu_run p = { .settled = false };
+		const struct psd_pmtu *pm;
+		char what[64];
+
+		su.up.loss = su.down.loss = cases[i].loss;
+		if (cases[i].bursty) {
+			bursty(&su.up, cases[i].bursty);
+			bursty(&su.down, cases[i].bursty);
+		}
+		if (cases[i].blackhole) {
+			su.up.blackhole_start = su.down.blackhole_start = 300 * MS;
+			su.up.blackhole_end = su.down.blackhole_end =
+				300 * MS + cases[i].blackhole;
+		}
+		ASSERT_EQ(0, transfer_init(&p.t, &su));
+		ASSERT_EQ(0, sim_run(&p.t.sim, 600 * SEC, pmtu_step, &p));
+		CHECK_TRANSFER(p.t, su);
+		snprintf(what, sizeof(what), "MTU 1500, case %u", i);
+		pmtu_report(_metadata, what, &p);
+		/* A false alarm costs a search, which may settle a step
+		 * short of the maximum if loss takes its probes. */
+		pm = psd_conn_pmtu(p.t.srv.c);
+		EXPECT_GE(psd_pmtu_size(pm), 1400);
+		EXPECT_EQ(0, p.t.sim.link[1].st.mtu_drops);
+		transfer_free(&p.t);
+	}
 }
 
 TEST_HARNESS_MAIN

@@ -6,14 +6,16 @@
 # only the manifests (copied from A's store: the interim way until
 # manifests travel over the swarm). A veth pair joins them, segmentation
 # offloads off (or netem drops whole GSO batches as one loss), netem 5 ms
-# delay and 1% loss each way. B's device reads whole and equals the
+# delay and 1% loss each way. B's device passes fio's verify of the first
+# image (written by fio with crc32c headers in every 4 KiB block: the
+# verify reads it cold, 16 reads in flight), reads whole and equals the
 # image, every chunk counted as a peer's, none from an origin; then A is
 # killed mid-hydration of the second image and restarted: the hydration
 # completes and the device equals that image.
 . "$PEERSNAP_TOP/tests/vm/lib.sh"
 . "$PEERSNAP_TOP/tests/vm/peersnap.sh"
 
-require_cmd ip tc ethtool
+require_cmd ip tc ethtool fio
 
 NS=psA
 IP_A=10.99.0.1
@@ -128,8 +130,11 @@ write_conf b $IP_B $IP_A "$KA" "$KA"
 expect_failure "--no-kernel without peers is refused" \
 	"$PEERSNAPD" --foreground --no-kernel --state-dir $DIR/none
 
-# A publishes two images and serves them.
-make_image $DIR/image1 $((MIB << 20))
+# A publishes two images and serves them; the first carries fio's
+# verify headers (FIO_IMAGE: the same job writes it and verifies B's device).
+FIO_IMAGE=(--rw=write --bs=4k --size=${MIB}M --verify=crc32c --verify_fatal=1)
+fio --name=image1 --filename=$DIR/image1 "${FIO_IMAGE[@]}" --do_verify=0 \
+	--output=/dev/null || bail_out "fio cannot write image 1"
 make_image $DIR/image2 $((MIB << 20))
 start_a
 ID1=$(psa publish $DIR/image1 --name one --chunk-size 64k) || bail_out "publish 1 failed"
@@ -144,6 +149,9 @@ expect_success "B lists snapshot 1" sh -c "'$PEERSNAP' --config $DIR/b.conf ls |
 
 # 1. A cold device on B reads whole from A.
 expect_success "attach on B" psb attach "$ID1" --metadata /dev/ram0 --cache /dev/ram1 pf1
+expect_success "fio verify of B's cold device (every block from A)" \
+	fio --name=verify --filename=/dev/mapper/pf1 "${FIO_IMAGE[@]}" \
+	--verify_only --direct=1 --ioengine=libaio --iodepth=16 --output=/dev/null
 assert_eq "$(sha256sum <$DIR/image1)" "$(device_sum pf1)" "B's device equals image 1"
 assert_eq $CHUNKS "$(counter fetch.chunks_peer)" "every chunk came from the peer"
 assert_eq 0 "$(counter fetch.chunks_origin)" "none from an origin"

@@ -1,0 +1,111 @@
+#!/bin/bash
+# The transport's scavenger class (issue 6): background transfers (hydration,
+# prefetch) must fill an idle link yet yield to everything else. Over one
+# netem link (tests/bench/net.sh; RATE, RTT ms, no loss), with ping from B
+# to A measuring the queue the data direction holds:
+#
+#   alone    a scavenger transfer (peersnap-perf fetch --class scavenger)
+#            by itself: its share of the link (goal >= 0.8) and the
+#            queueing delay it adds over the idle link's RTT (goal <= 60 ms)
+#   demand   a demand-class transfer from a second server, alone: its rate
+#            and RTT under load (the reference for the next step)
+#   beside   the demand transfer with the scavenger started 2 s after it
+#            and ending 2 s before: the scavenger's share (goal <= 0.2)
+#            and the delay added over the demand transfer alone (<= 60 ms)
+#
+# Shares are goodput (whole hash-checked chunks) over the rate limit.
+# vm-smp: 2
+# vm-cpu: qemu64
+# vm-timeout: 900
+#
+# Results: scav.{rate,rtt}, scav.base.ping_ms, scav.alone.{mbit,share,
+# ping_ms,delay_ms}, scav.demand.alone.{mbit,ping_ms},
+# scav.demand.beside.mbit, scav.beside.{mbit,share,ping_ms,delay_ms}.
+. "$PEERSNAP_TOP/tests/bench/lib.sh"
+. "$PEERSNAP_TOP/tests/bench/net.sh"
+
+RATE=${PEERSNAP_BENCH_NET_RATE:-5mbit}
+RTT=${PEERSNAP_BENCH_SCAV_RTT:-50}
+SECS=${PEERSNAP_BENCH_SCAV_SECONDS:-12}
+SCAV_PORT=7000
+DEMAND_PORT=7010
+NET_RUN_LIMIT=$((SECS + 60))
+MBIT=${RATE%mbit}
+
+# ping_p50 SECONDS: the median RTT (ms) of pings B -> A over SECONDS.
+ping_p50() {
+	in_b ping -i 0.2 -c $(($1 * 5)) -W 2 $NET_A 2>/dev/null |
+		sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' | sort -g |
+		awk '{ v[NR] = $1 } END { if (!NR) exit 1; print v[int((NR + 1) / 2)] }'
+}
+
+# transfer PORT CLASS SECONDS OUT: a server on PORT and a fetch of CLASS
+# for SECONDS; the fetch's goodput (Mbit/s) goes to OUT.
+transfer() {
+	local port=$1 cls=$2 secs=$3 out=$4 srv line
+	net_perf_serve "$port" --time $((secs + 40)) >$NET_DIR/serve-$port.out 2>&1 &
+	srv=$!
+	line=$(net_perf_fetch "$port" --class "$cls" --time "$secs")
+	kill -INT $srv 2>/dev/null
+	wait $srv 2>/dev/null
+	diag "$cls: ${line:-no result}" >&2
+	[ "$(field "$line" failed)" = 0 ] || return 1
+	field "$line" goodput_mbit >"$out"
+}
+
+# measured_ping DELAY SECONDS OUT: pings for SECONDS after DELAY, p50 to OUT.
+measured_ping() {
+	sleep "$1"
+	ping_p50 "$2" >"$3"
+}
+
+share() {
+	awk -v m="$1" -v r="$MBIT" 'BEGIN { printf "%.3f\n", m / r }'
+}
+
+minus() {
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f\n", a - b }'
+}
+
+net_setup
+net_shape "$RTT" 0 "$RATE"
+result scav.rate "$MBIT" Mbit/s
+result scav.rtt "$RTT" ms
+base=$(ping_p50 4) || bail_out "ping across the idle link failed"
+result scav.base.ping_ms "$base" ms
+
+# Alone.
+measured_ping 4 $((SECS - 6)) $NET_DIR/ping.alone &
+transfer $SCAV_PORT scavenger "$SECS" $NET_DIR/scav.alone ||
+	bail_out "the scavenger transfer failed"
+wait
+result scav.alone.mbit "$(cat $NET_DIR/scav.alone)" Mbit/s
+result scav.alone.share "$(share "$(cat $NET_DIR/scav.alone)")" of-link
+result scav.alone.ping_ms "$(cat $NET_DIR/ping.alone)" ms
+result scav.alone.delay_ms "$(minus "$(cat $NET_DIR/ping.alone)" "$base")" ms
+
+# The demand transfer alone.
+measured_ping 4 $((SECS - 6)) $NET_DIR/ping.demand &
+transfer $DEMAND_PORT demand "$SECS" $NET_DIR/demand.alone ||
+	bail_out "the demand transfer failed"
+wait
+result scav.demand.alone.mbit "$(cat $NET_DIR/demand.alone)" Mbit/s
+result scav.demand.alone.ping_ms "$(cat $NET_DIR/ping.demand)" ms
+
+# Both: the scavenger inside the demand transfer's run.
+transfer $DEMAND_PORT demand $((SECS + 4)) $NET_DIR/demand.beside &
+demand=$!
+sleep 2
+measured_ping 4 $((SECS - 6)) $NET_DIR/ping.beside &
+transfer $SCAV_PORT scavenger "$SECS" $NET_DIR/scav.beside ||
+	bail_out "the scavenger transfer beside demand failed"
+wait $demand || bail_out "the demand transfer beside the scavenger failed"
+wait
+result scav.demand.beside.mbit "$(cat $NET_DIR/demand.beside)" Mbit/s
+result scav.beside.mbit "$(cat $NET_DIR/scav.beside)" Mbit/s
+result scav.beside.share "$(share "$(cat $NET_DIR/scav.beside)")" of-link
+result scav.beside.ping_ms "$(cat $NET_DIR/ping.beside)" ms
+result scav.beside.delay_ms "$(minus "$(cat $NET_DIR/ping.beside)" \
+	"$(cat $NET_DIR/ping.demand)")" ms
+ok "every transfer moved its data (every chunk hash-checked)"
+ktap_finish
