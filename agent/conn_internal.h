@@ -42,7 +42,7 @@ struct out_req {
 	 * whether a MAX_REQUEST_DATA is owed. */
 	uint64_t credit, credit_sent;
 	bool credit_due;
-	bool request_queued;		/* its REQUEST waits in the send queue */
+	bool request_queued;		/* its REQUEST is in the send queue */
 };
 
 struct in_req {

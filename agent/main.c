@@ -709,6 +709,7 @@ static int swarm_start(struct agent *a)
 	struct psd_swarm_config sc = {
 		.loop = a->loop, .id = &a->id,
 		.listen = a->cfg.listen, .port = a->cfg.port,
+		.gso = true, .gro = true,	/* where the kernel has them */
 		.realtime_offset_ns = realtime_offset(),
 		.lookup = psd_serve_lookup,
 	};

@@ -61,6 +61,9 @@ struct psd_swarm {
 	struct psd_peers peers;
 	struct swarm_link links[PSD_PEERS_MAX];
 	struct swarm_req reqs[PSD_SWARM_REQUESTS_MAX];
+	/* Some request may wait to be issued: service() looks for them only
+	 * then, not on every datagram of a transfer whose requests are out. */
+	bool waiting;
 	uint64_t rng;
 	bool busy;			/* inside an entry point: no re-entry */
 	struct psd_swarm_stats st;
@@ -169,6 +172,7 @@ static void rule_out(struct psd_swarm *sw, struct swarm_req *r, size_t li,
 		sw->links[li].n_issued--;
 		r->issued = false;
 		r->link = -1;
+		sw->waiting = true;
 	}
 	if (!untried_left(sw, r))
 		finish(sw, r, r->not_found ? -ENOENT : err, NULL, 0);
@@ -324,6 +328,7 @@ static void requeue(struct psd_swarm *sw, struct swarm_link *l)
 
 		if (r->used && r->issued && r->link == li) {
 			r->issued = false;
+			sw->waiting = true;
 			if (r->any)
 				r->link = -1;	/* any open peer will do */
 			sw->st.requests_retried++;
@@ -515,6 +520,23 @@ static bool link_ended(const struct swarm_link *l)
 			   psd_conn_state(l->conn) == PSD_CONN_CLOSED);
 }
 
+static void issue_waiting(struct psd_swarm *sw, uint64_t now)
+{
+	bool left = false;
+
+	/* A request put back while this runs sets waiting again. */
+	sw->waiting = false;
+	for (size_t i = 0; i < PSD_SWARM_REQUESTS_MAX; i++) {
+		struct swarm_req *r = &sw->reqs[i];
+
+		if (!r->used || r->issued)
+			continue;
+		issue(sw, r, now);
+		left |= r->used && !r->issued;
+	}
+	sw->waiting |= left;
+}
+
 static void service(struct psd_swarm *sw, uint64_t now)
 {
 	for (size_t i = 0; i < sw->peers.n; i++) {
@@ -523,9 +545,8 @@ static void service(struct psd_swarm *sw, uint64_t now)
 		drain(sw, &sw->links[i], now);	/* its CLOSE, if one is due */
 		reset_link(sw, &sw->links[i], now);
 	}
-	for (size_t i = 0; i < PSD_SWARM_REQUESTS_MAX; i++)
-		if (sw->reqs[i].used && !sw->reqs[i].issued)
-			issue(sw, &sw->reqs[i], now);
+	if (sw->waiting)
+		issue_waiting(sw, now);
 	for (size_t i = 0; i < sw->peers.n; i++)
 		if (sw->links[i].conn)
 			drain(sw, &sw->links[i], now);
@@ -674,6 +695,7 @@ int psd_swarm_request(struct psd_swarm *sw, const uint8_t *key,
 		.length = length, .cls = cls, .done = done, .ctx = ctx,
 	};
 	memcpy(r->hash, hash, PSD_OBJECT_ID_LEN);
+	sw->waiting = true;
 	/* From a done callback the entry point running services it. */
 	if (!sw->busy)
 		service(sw, psd_swarm_now());

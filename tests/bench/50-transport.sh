@@ -1,15 +1,19 @@
 #!/bin/bash
 # Transport goodput against TCP (issue 6): peersnap-perf (the swarm, its
-# sessions and default congestion control, chunks of 256 KiB requested 32
+# sessions and default congestion control, chunks of 64 KiB requested 32
 # at a time and hash-checked) against iperf3 TCP CUBIC, over the same
 # netem link (tests/bench/net.sh) in the same VM boot, for every RTT
-# (10/50/100 ms) and loss rate (0/0.1/1/5% each way) at a 20 Mbit/s rate
+# (10/50/100 ms) and loss rate (0/0.1/1/5% each way) at a 10 Mbit/s rate
 # limit: REPS runs of SECONDS each, alternating which goes first, and
 # both medians. Goal: >= 0.9 x TCP everywhere and ahead of it at >= 1%
 # loss.
 #
-# Two vCPUs: sender and receiver (and netem) would otherwise share one,
-# and under TCG one vCPU tops out near the rate limit. A plain x86-64 CPU
+# The rate: under TCG the transport's userspace crypto tops out near
+# 15 Mbit/s per side (about 20x its native cost; 52-transport-cpu measures
+# that natively), in-kernel TCP without encryption near 48: 10 Mbit/s
+# keeps both below their CPU limit, so the link is what is measured.
+# Two vCPUs: sender and receiver (and netem) would otherwise share one.
+# A plain x86-64 CPU
 # model (as for 40-snapshots): TCG emulates the AVX2 code libsodium picks
 # under `-cpu max` several times slower than its plain code.
 # vm-smp: 2
@@ -21,7 +25,7 @@
 . "$PEERSNAP_TOP/tests/bench/lib.sh"
 . "$PEERSNAP_TOP/tests/bench/net.sh"
 
-RATE=${PEERSNAP_BENCH_NET_RATE:-20mbit}
+RATE=${PEERSNAP_BENCH_NET_RATE:-10mbit}
 REPS=${PEERSNAP_BENCH_NET_REPS:-5}
 SECONDS_PER_RUN=${PEERSNAP_BENCH_NET_SECONDS:-8}
 RTTS=${PEERSNAP_BENCH_NET_RTTS:-10 50 100}
@@ -54,8 +58,6 @@ psn_run() {
 		diag "peersnap-perf fetch: ${line:-no result} (rc $rc)"
 		return 1
 	}
-	diag "$line" >&2
-	diag "$(grep '^mode=serve' $NET_DIR/serve.out)" >&2
 	echo "$(field "$line" goodput_mbit) $(( $(field "$line" rx_data_bytes) - $(field "$line" bytes) ))"
 }
 

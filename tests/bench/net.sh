@@ -20,6 +20,9 @@
 NET_A=10.77.0.1
 NET_B=10.77.0.2
 NET_DIR=/tmp/net-bench
+# The data set both sides make (peersnap-perf --size, --chunk): 64 KiB
+# chunks count goodput in steps of 0.5 Mbit over a second.
+NET_DATA="--size 16 --chunk 64"
 PERF=$(private_copy "$PEERSNAP_TOP/agent/peersnap-perf")
 
 in_a() { ip netns exec psA "$@"; }
@@ -69,12 +72,14 @@ net_shape() {
 		bail_out "tc netem failed (rtt $rtt, loss $loss, rate $rate)"
 }
 
-# net_perf_serve PORT ARGS...: a serving peersnap-perf in psA (foreground).
+# net_perf_serve PORT ARGS...: a serving peersnap-perf in psA. It replaces
+# the shell it runs in (exec), so `net_perf_serve ... &` leaves its pid in
+# $! for the caller to stop.
 net_perf_serve() {
 	local port=$1
 	shift
-	in_a "$PERF" serve --identity $NET_DIR/a.key --listen $NET_A --port "$port" \
-		--peer $NET_B:$((port + 1))=$NET_KEY_B --size 16 "$@"
+	exec ip netns exec psA "$PERF" serve --identity $NET_DIR/a.key --listen $NET_A --port "$port" \
+		--peer $NET_B:$((port + 1))=$NET_KEY_B $NET_DATA "$@"
 }
 
 # net_perf_fetch PORT ARGS...: the fetching side in psB against the server
@@ -84,7 +89,7 @@ net_perf_fetch() {
 	local port=$1
 	shift
 	timeout -k 5 "$NET_RUN_LIMIT" ip netns exec psB "$PERF" fetch --identity $NET_DIR/b.key --listen $NET_B \
-		--port $((port + 1)) --peer $NET_A:"$port"=$NET_KEY_A --size 16 "$@" |
+		--port $((port + 1)) --peer $NET_A:"$port"=$NET_KEY_A $NET_DATA "$@" |
 		grep '^mode=fetch'
 }
 

@@ -12,7 +12,8 @@
  * a request for any peer that one peer does not hold is asked at the
  * next, and fails only once each was asked; a key that is not
  * configured never gets a session; no packet number is sealed twice
- * under one key.
+ * under one key; chunks of the scavenger class are served under the
+ * serving connection's LEDBAT window, demand chunks never.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -267,12 +268,19 @@ static void teardown(struct env *e)
 	free(e->data);
 }
 
+static int request_class(struct env *e, struct psd_swarm *sw,
+			 const uint8_t *key, unsigned int i,
+			 const uint8_t hash[PSD_HASH_LEN],
+			 enum psd_swarm_class cls)
+{
+	ctxs[i] = (struct req_ctx){ .e = e, .i = i };
+	return psd_swarm_request(sw, key, hash, CHUNK, cls, on_done, &ctxs[i]);
+}
+
 static int request(struct env *e, struct psd_swarm *sw, const uint8_t *key,
 		   unsigned int i, const uint8_t hash[PSD_HASH_LEN])
 {
-	ctxs[i] = (struct req_ctx){ .e = e, .i = i };
-	return psd_swarm_request(sw, key, hash, CHUNK, PSD_SWARM_DEMAND,
-				 on_done, &ctxs[i]);
+	return request_class(e, sw, key, i, hash, PSD_SWARM_DEMAND);
 }
 
 static uint64_t total_bad(const struct env *e)
@@ -330,6 +338,46 @@ TEST(twenty_chunks_by_hash_and_not_found)
 						      sizeof(out), &n, now));
 		EXPECT_EQ(sent, pb->current.usage.sent);
 	}
+	teardown(&e);
+}
+
+/*
+ * The scavenger class end to end: chunks asked for as hydration travel as
+ * background requests, and the serving side sends them under its LEDBAT
+ * window (conn.h, "The scavenger limit"); demand chunks after them are
+ * served by the full controller only.
+ */
+TEST(scavenger_class_served_under_the_scavenger_limit)
+{
+	static struct env e;
+	const struct psd_conn_stats *served, *asked;
+	uint64_t after_background;
+	unsigned int i, half = N_CHUNKS / 2;
+
+	ASSERT_EQ(0, setup(&e));
+	for (i = 0; i < half; i++)
+		ASSERT_EQ(0, request_class(&e, e.a, e.idb.pk, i, e.hashes[i],
+					   PSD_SWARM_SCAVENGER));
+	ASSERT_EQ(0, run(&e, half, 20));
+	EXPECT_FALSE(e.timed_out);
+	served = psd_conn_stats(psd_swarm_conn(e.b, e.ida.pk));
+	asked = psd_conn_stats(psd_swarm_conn(e.a, e.idb.pk));
+	after_background = served->tx_scavenger;
+	TH_LOG("background: %llu of %llu packets under the limit",
+	       (unsigned long long)after_background,
+	       (unsigned long long)served->tx_packets);
+	/* 10 x 256 KiB is over 2000 packets of DATA. */
+	EXPECT_GE(after_background, half * CHUNK / 1500);
+	EXPECT_EQ(0, asked->tx_scavenger);	/* it served nothing */
+	for (; i < N_CHUNKS; i++)
+		ASSERT_EQ(0, request(&e, e.a, e.idb.pk, i, e.hashes[i]));
+	ASSERT_EQ(0, run(&e, N_CHUNKS, 20));
+	EXPECT_FALSE(e.timed_out);
+	EXPECT_EQ(0, total_bad(&e));
+	EXPECT_EQ(N_CHUNKS, psd_swarm_stats(e.b)->served);
+	EXPECT_EQ(0, psd_swarm_stats(e.a)->conns_closed);
+	served = psd_conn_stats(psd_swarm_conn(e.b, e.ida.pk));
+	EXPECT_EQ(after_background, served->tx_scavenger);
 	teardown(&e);
 }
 

@@ -98,7 +98,7 @@ struct transfer {
 	uint64_t amp_violations, credit_violations, bound_violations;
 	uint64_t srv_tx_before_validation;
 	char peer_close[64];		/* "code reason" the server got */
-	uint64_t srv_not_found_at;	/* a request of the server's came back */
+	uint64_t srv_not_found_at;	/* the server asked: NOT_FOUND came */
 };
 
 static void cli_on_response(void *ctx, uint64_t id, const uint8_t *bytes,
