@@ -261,6 +261,19 @@ static int set_max_buffer_mib(struct parser *p, const char *value)
 	return r;
 }
 
+static int set_congestion(struct parser *p, const char *value)
+{
+	if (!strcmp(value, "bbr"))
+		p->cfg.congestion = PSD_CONGESTION_BBR;
+	else if (!strcmp(value, "cubic"))
+		p->cfg.congestion = PSD_CONGESTION_CUBIC;
+	else {
+		p->why = "congestion must be bbr or cubic";
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static const struct agent_key agent_keys[] = {
 	{ "listen", set_listen },
 	{ "port", set_port },
@@ -270,6 +283,7 @@ static const struct agent_key agent_keys[] = {
 	{ "max_inflight", set_max_inflight },
 	{ "max_queued", set_max_queued },
 	{ "max_buffer_mib", set_max_buffer_mib },
+	{ "congestion", set_congestion },
 };
 
 static int agent_key(struct parser *p, const char *key, const char *value)

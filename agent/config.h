@@ -74,9 +74,16 @@ struct psd_peer_spec {
 	uint8_t key[PSD_CONFIG_KEY_LEN];
 };
 
+/* The congestion controller of demand traffic to peers (cc.h). */
+enum psd_congestion {
+	PSD_CONGESTION_BBR,	/* the default: holds its rate under loss */
+	PSD_CONGESTION_CUBIC,	/* RFC 9438, TCP's default */
+};
+
 struct psd_config {
 	char *listen;
 	uint16_t port;
+	enum psd_congestion congestion;
 	char *identity;		/* NULL: <state_dir>/identity.key */
 	char *state_dir;
 	char *control_socket;

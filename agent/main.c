@@ -710,6 +710,8 @@ static int swarm_start(struct agent *a)
 		.loop = a->loop, .id = &a->id,
 		.listen = a->cfg.listen, .port = a->cfg.port,
 		.gso = true, .gro = true,	/* where the kernel has them */
+		.cc = a->cfg.congestion == PSD_CONGESTION_CUBIC ?
+		      &psd_cc_cubic : &psd_cc_bbr,
 		.realtime_offset_ns = realtime_offset(),
 		.lookup = psd_serve_lookup,
 	};

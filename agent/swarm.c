@@ -305,6 +305,7 @@ static void open_conn(struct psd_swarm *sw, struct swarm_link *l,
 		.seed = next_random(sw),
 		.idle_timeout = sw->cfg.idle_timeout,
 		.keepalive = sw->cfg.keepalive,
+		.cc = sw->cfg.cc,
 		/* The socket never fragments (udp.c): probe up to Ethernet's. */
 		.max_dgram = PSD_DGRAM_MAX,
 		.app = &conn_app, .app_ctx = l,

@@ -81,6 +81,7 @@ struct psd_swarm_config {
 	uint64_t seed;			/* jitter, packet number skipping */
 	uint64_t idle_timeout;		/* conn.h; 0: PSD_IDLE_TIMEOUT */
 	uint64_t keepalive;		/* conn.h; 0: PSD_KEEPALIVE */
+	const struct psd_cc_ops *cc;	/* demand traffic's; NULL: BBR */
 	psd_swarm_lookup_fn *lookup;	/* NULL: serves nothing */
 	void *lookup_ctx;
 };

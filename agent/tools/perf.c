@@ -19,7 +19,8 @@
  * set) for --time seconds from the moment the connection is open, and
  * every chunk it counts arrived whole and hash-checked by the swarm.
  * --class picks the requests' class (demand: the connection's full
- * controller; scavenger: background). A missing --identity file is made
+ * controller; scavenger: background), --cc the serving side's controller
+ * for demand data (bbr, the default, or cubic). A missing --identity file is made
  * (keygen); the public key is printed first, as "pubkey=<hex>".
  *
  * Results, one line of key=value pairs on stdout at the end:
@@ -63,6 +64,7 @@ struct perf {
 	uint64_t size, chunk, seconds, seed;
 	unsigned int window;
 	enum psd_swarm_class cls;
+	const struct psd_cc_ops *cc;
 	bool gso;
 
 	struct psd_identity id;
@@ -291,7 +293,7 @@ static const char usage[] =
 "usage: peersnap-perf serve|fetch --identity FILE --peer HOST:PORT=KEY\n"
 "                     [--listen ADDR] [--port N] [--time SECONDS]\n"
 "                     [--size MIB] [--chunk KIB] [--seed N] [--window N]\n"
-"                     [--class demand|scavenger] [--no-gso]\n"
+"                     [--class demand|scavenger] [--cc bbr|cubic] [--no-gso]\n"
 "       peersnap-perf key --identity FILE\n";
 
 static int bad_usage(const char *what, const char *arg)
@@ -369,6 +371,14 @@ static int parse_option(struct perf *p, int opt, const char *arg)
 	case 'G':
 		p->gso = false;
 		return 0;
+	case 'K':
+		if (!strcmp(arg, "bbr"))
+			p->cc = &psd_cc_bbr;
+		else if (!strcmp(arg, "cubic"))
+			p->cc = &psd_cc_cubic;
+		else
+			return bad_usage("--cc wants bbr or cubic", arg);
+		return 0;
 	default:
 		fputs(usage, stderr);
 		return 2;
@@ -389,6 +399,7 @@ static int parse_args(struct perf *p, int argc, char **argv)
 		{ "window", required_argument, NULL, 'w' },
 		{ "class", required_argument, NULL, 'C' },
 		{ "no-gso", no_argument, NULL, 'G' },
+		{ "cc", required_argument, NULL, 'K' },
 		{ 0 }
 	};
 	int opt, r;
@@ -446,7 +457,7 @@ static int open_swarm(struct perf *p)
 {
 	struct psd_swarm_config sc = {
 		.loop = p->loop, .id = &p->id, .listen = p->listen,
-		.port = p->port, .gso = p->gso, .gro = p->gso,
+		.port = p->port, .gso = p->gso, .gro = p->gso, .cc = p->cc,
 		.realtime_offset_ns = realtime_offset(),
 		.lookup = p->fetch ? NULL : lookup, .lookup_ctx = p,
 	};

@@ -35,6 +35,7 @@ TEST(defaults_from_empty_buffer)
 	EXPECT_EQ(PSD_DEFAULT_MAX_INFLIGHT, cfg.max_inflight);
 	EXPECT_EQ(PSD_DEFAULT_MAX_QUEUED, cfg.max_queued);
 	EXPECT_EQ(PSD_DEFAULT_MAX_BUFFER_MIB, cfg.max_buffer_mib);
+	EXPECT_EQ(PSD_CONGESTION_BBR, cfg.congestion);
 	EXPECT_EQ(0, cfg.n_origins);
 	EXPECT_EQ(NULL, cfg.identity);
 	id = psd_config_identity_path(&cfg);
@@ -58,6 +59,7 @@ TEST(full_file)
 		"max_inflight = 4096\n"
 		"max_queued = 1\n"
 		"max_buffer_mib = 64\n"
+		"congestion = cubic\n"
 		"[ origin ]\n"
 		ID_A " = /images/a.img\n"
 		ID_B "=/images/b with space.img\n";
@@ -74,6 +76,7 @@ TEST(full_file)
 	EXPECT_EQ(4096, cfg.max_inflight);
 	EXPECT_EQ(1, cfg.max_queued);
 	EXPECT_EQ(64, cfg.max_buffer_mib);
+	EXPECT_EQ(PSD_CONGESTION_CUBIC, cfg.congestion);
 	ASSERT_EQ(2, cfg.n_origins);
 	EXPECT_EQ(0x00, cfg.origins[0].id[0]);
 	EXPECT_EQ(0xff, cfg.origins[0].id[31]);
@@ -150,6 +153,8 @@ static const struct bad_case bad_cases[] = {
 	  "t.conf:2: max_queued must be 1..1048576: 'max_queued = 0'" },
 	{ "[agent]\nmax_buffer_mib = 63\n",
 	  "t.conf:2: max_buffer_mib must be 64..65536: 'max_buffer_mib = 63'" },
+	{ "[agent]\ncongestion = reno\n",
+	  "t.conf:2: congestion must be bbr or cubic: 'congestion = reno'" },
 	{ "[agent]\nlisten = localhost\n",
 	  "t.conf:2: listen must be an IPv4 or IPv6 address: 'listen = localhost'" },
 	{ "[agent]\nstate_dir = var/lib\n",

@@ -174,7 +174,8 @@ a_pid=
 	not_ok "A killed mid-hydration ($at_kill/$CHUNKS present)"
 sleep 1
 start_a
-# The stale session ends at B's idle timeout (25 s); then a new handshake.
+# B's connection hears nothing for a few PTOs (2-5 s) and renews the
+# session (docs/protocol.md, "Restarts"): the new A serves the rest.
 if wait "$hydrate_pid"; then
 	ok "hydration completed across A's restart"
 else
