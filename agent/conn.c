@@ -518,6 +518,11 @@ bool psd_conn_address_validated(const struct psd_conn *c)
 	return c->validated;
 }
 
+bool psd_conn_sent_probe(const struct psd_conn *c)
+{
+	return c->sent_probe;
+}
+
 uint64_t psd_conn_buffered(const struct psd_conn *c)
 {
 	return c->buffered;

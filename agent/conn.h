@@ -20,11 +20,11 @@
  * DATA, new DATA by priority class, then 4 MiB windows already sent (a
  * large response yields to the ones behind it), then request order, within
  * each request's credit, and PING when a probe or keepalive
- * is due and nothing else elicits an ACK. Every datagram is padded to
- * PSD_DGRAM_MIN bytes, ack-eliciting ones to the size path MTU probing
- * found (pmtu.h; up to max_dgram), except the probes of a PTO, which stay
- * small. Ack-eliciting packets wait for the congestion
- * window and the pacer; ACK-only packets do not.
+ * is due and nothing else elicits an ACK. Ack-eliciting datagrams are
+ * padded to the size path MTU probing found (pmtu.h; PSD_DGRAM_MIN up to
+ * max_dgram), except the probes of a PTO, which stay at PSD_DGRAM_MIN;
+ * ACK-only ones (and CLOSE) are not padded. Ack-eliciting packets wait
+ * for the congestion window and the pacer; ACK-only packets do not.
  *
  * Before the peer's address is validated (the server side, until the peer
  * acknowledges one of its packets) at most 3x the bytes received are sent.
@@ -235,6 +235,9 @@ uint64_t psd_conn_close_code(const struct psd_conn *c);
 const char *psd_conn_close_reason(const struct psd_conn *c);
 /* True once the peer proved it receives at its address (always, client). */
 bool psd_conn_address_validated(const struct psd_conn *c);
+/* The datagram psd_conn_send() returned last is a path MTU probe: it
+ * should go out in a send of its own (udp.h: psd_udp_send_alone). */
+bool psd_conn_sent_probe(const struct psd_conn *c);
 /* Bytes held in response buffers (client side). */
 uint64_t psd_conn_buffered(const struct psd_conn *c);
 

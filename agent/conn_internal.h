@@ -65,6 +65,7 @@ enum plan_kind { PLAN_NONE, PLAN_CLOSE, PLAN_ELICITING, PLAN_ACK_ONLY };
 struct psd_conn {
 	struct psd_conn_config cfg;
 	enum psd_conn_state state;
+	bool sent_probe;		/* the last datagram sent was a probe */
 	struct psd_cc cc;
 	/*
 	 * The scavenger limit (conn_cc.c): a LEDBAT state fed the same

@@ -4,8 +4,9 @@
  * and when (amplification limit, congestion window, pacer, ACK delay);
  * psd_conn_send() builds that packet -- ACK, MAX_DATA, MAX_REQUEST_DATA,
  * queued frames, new DATA, a PING if nothing else asks for an ACK -- or a
- * path MTU probe, pads it to its size (1200 bytes, or what pmtu.h found),
- * seals it and records it with loss recovery.
+ * path MTU probe, pads an ack-eliciting one to its size (1200 bytes, or
+ * what pmtu.h found; ACK-only packets go as they are), seals it and
+ * records it with loss recovery.
  */
 #include <errno.h>
 #include <string.h>
@@ -562,6 +563,7 @@ size_t psd_conn_send(struct psd_conn *c, uint8_t *buf, size_t cap,
 	n = seal(c, &b, buf, cap, now);
 	if (n)
 		after_send(c, &b, n, now);
+	c->sent_probe = n && b.probe;
 	return n;
 }
 

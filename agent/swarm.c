@@ -468,9 +468,10 @@ static void drain(struct psd_swarm *sw, struct swarm_link *l, uint64_t now)
 		n = psd_conn_send(l->conn, buf, sizeof(buf), now);
 		if (!n)
 			return;
-		if (psd_udp_send(sw->udp, (const struct sockaddr *)
-				 &l->peer->endpoint, l->peer->endpoint_len,
-				 buf, n))
+		if ((psd_conn_sent_probe(l->conn) ? psd_udp_send_alone :
+		     psd_udp_send)(sw->udp, (const struct sockaddr *)
+				   &l->peer->endpoint, l->peer->endpoint_len,
+				   buf, n))
 			sw->st.tx_no_slot++;	/* lost: recovery resends */
 	}
 }

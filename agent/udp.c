@@ -294,8 +294,9 @@ static struct tx_slot *new_slot(struct psd_udp *u,
 	return NULL;
 }
 
-int psd_udp_send(struct psd_udp *u, const struct sockaddr *to,
-		 socklen_t to_len, const uint8_t *dgram, size_t len)
+static int queue_dgram(struct psd_udp *u, const struct sockaddr *to,
+		       socklen_t to_len, const uint8_t *dgram, size_t len,
+		       bool alone)
 {
 	const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)to;
 	struct tx_slot *s;
@@ -304,7 +305,9 @@ int psd_udp_send(struct psd_udp *u, const struct sockaddr *to,
 		return -EINVAL;
 	if (len > PSD_UDP_DGRAM_MAX || len > u->slot_size)
 		return -EMSGSIZE;
-	s = joinable(u, a, len);
+	s = alone ? NULL : joinable(u, a, len);
+	if (alone)
+		u->filling = -1;	/* close the batch before it */
 	if (!s) {
 		if (u->filling >= 0 && !u->gso)
 			u->filling = -1;	/* one datagram per slot */
@@ -318,7 +321,21 @@ int psd_udp_send(struct psd_udp *u, const struct sockaddr *to,
 	s->len += len;
 	s->last = len;
 	s->segs++;
+	if (alone)
+		u->filling = -1;	/* and the one it is */
 	return 0;
+}
+
+int psd_udp_send(struct psd_udp *u, const struct sockaddr *to,
+		 socklen_t to_len, const uint8_t *dgram, size_t len)
+{
+	return queue_dgram(u, to, to_len, dgram, len, false);
+}
+
+int psd_udp_send_alone(struct psd_udp *u, const struct sockaddr *to,
+		       socklen_t to_len, const uint8_t *dgram, size_t len)
+{
+	return queue_dgram(u, to, to_len, dgram, len, true);
 }
 
 static void submit_slot(struct psd_udp *u, int i)

@@ -99,6 +99,14 @@ void psd_udp_close(struct psd_udp *u);
 int psd_udp_send(struct psd_udp *u, const struct sockaddr *to,
 		 socklen_t to_len, const uint8_t *dgram, size_t len);
 
+/*
+ * As psd_udp_send, in a send of its own: no GSO batch with the datagrams
+ * before or after it. For a path MTU probe, which the kernel may refuse
+ * (larger than the interface's MTU) without taking others with it.
+ */
+int psd_udp_send_alone(struct psd_udp *u, const struct sockaddr *to,
+		       socklen_t to_len, const uint8_t *dgram, size_t len);
+
 /* Hands every filled slot to the ring (one sendmsg SQE each). */
 void psd_udp_flush(struct psd_udp *u);
 

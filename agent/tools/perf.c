@@ -23,7 +23,8 @@
  * for demand data (bbr, the default, or cubic). A missing --identity file is made
  * (keygen); the public key is printed first, as "pubkey=<hex>".
  *
- * Results, one line of key=value pairs on stdout at the end:
+ * SIGTERM or SIGINT ends a run early, as its time would. Results, one
+ * line of key=value pairs on stdout at the end:
  *   fetch: seconds bytes chunks failed goodput_mbit cpu_s cpu_ns_per_byte
  *          tx_packets rx_packets rtx_bytes srtt_ms
  *   serve: seconds served cpu_s tx_packets tx_bytes rtx_bytes
@@ -36,8 +37,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,6 +81,13 @@ struct perf {
 	uint32_t *table;		/* chunk index + 1 by hash; 0: empty */
 	size_t table_mask;
 	struct __kernel_timespec guard_ts, end_ts;
+	int sigfd;			/* SIGTERM, SIGINT: end the run */
+	struct signalfd_siginfo siginfo;
+
+	/* The connection's counters as last seen: the server's connection
+	 * may be gone (the client closed it) by the time it reports. */
+	struct psd_conn_stats conn_stats;
+	double conn_srtt_ms;
 
 	/* The run. */
 	bool started, finished, failed_run;
@@ -213,13 +223,24 @@ static void start_run(struct perf *p)
 	arm_timer(p, TIMER_END, p->start + p->seconds * PSD_NSEC, &p->end_ts);
 }
 
+static double srtt_ms(const struct psd_conn *c)
+{
+	return c ? (double)psd_conn_recovery(c)->rtt.smoothed / 1e6 : 0.0;
+}
+
 /* After each batch of completions: the swarm's timer, the run's clock. */
 static void on_idle(void *ctx)
 {
 	struct perf *p = ctx;
 
+	struct psd_conn *c = psd_swarm_conn(p->sw, p->peer.key);
+
 	if (p->fetch && !p->started && conn_open(p))
 		start_run(p);
+	if (c) {
+		p->conn_stats = *psd_conn_stats(c);
+		p->conn_srtt_ms = srtt_ms(c);
+	}
 	psd_swarm_timer_arm(&p->timer);
 }
 
@@ -241,6 +262,38 @@ static void on_timer(void *ctx, struct psd_ud ud, int res, uint32_t flags)
 	}
 }
 
+/* SIGTERM or SIGINT ends the run as its time would: results printed. */
+static void on_signal(void *ctx, struct psd_ud ud, int res, uint32_t flags)
+{
+	struct perf *p = ctx;
+
+	(void)ud;
+	(void)flags;
+	finish_run(p, res == (int)sizeof(p->siginfo));
+}
+
+static int watch_signals(struct perf *p)
+{
+	struct io_uring_sqe *sqe;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		return -errno;
+	p->sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (p->sigfd < 0)
+		return -errno;
+	sqe = psd_loop_sqe(p->loop);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_read(sqe, p->sigfd, &p->siginfo, sizeof(p->siginfo), 0);
+	psd_loop_tag(sqe, (struct psd_ud){ .op = PSD_OP_SIGNAL });
+	psd_loop_set_handler(p->loop, PSD_OP_SIGNAL, on_signal, p);
+	return 0;
+}
+
 /* ---- results ---- */
 
 static double cpu_seconds(const struct rusage *a, const struct rusage *b)
@@ -253,16 +306,9 @@ static double cpu_seconds(const struct rusage *a, const struct rusage *b)
 	return ub + sb - ua - sa;
 }
 
-static double srtt_ms(const struct psd_conn *c)
-{
-	return c ? (double)psd_conn_recovery(c)->rtt.smoothed / 1e6 : 0.0;
-}
-
 static void print_results(struct perf *p)
 {
-	struct psd_conn *c = psd_swarm_conn(p->sw, p->peer.key);
-	static const struct psd_conn_stats none;
-	const struct psd_conn_stats *cs = c ? psd_conn_stats(c) : &none;
+	const struct psd_conn_stats *cs = &p->conn_stats;
 	double secs = (double)(psd_swarm_now() - p->start) / 1e9;
 	struct rusage ru;
 	double cpu;
@@ -274,7 +320,7 @@ static void print_results(struct perf *p)
 		       " cpu_s=%.3f tx_packets=%" PRIu64 " tx_bytes=%" PRIu64
 		       " rtx_bytes=%" PRIu64 " srtt_ms=%.1f\n", secs,
 		       psd_swarm_stats(p->sw)->served, cpu, cs->tx_packets,
-		       cs->tx_bytes, cs->tx_rtx_bytes, srtt_ms(c));
+		       cs->tx_bytes, cs->tx_rtx_bytes, p->conn_srtt_ms);
 		return;
 	}
 	printf("mode=fetch seconds=%.3f bytes=%" PRIu64 " chunks=%" PRIu64
@@ -284,7 +330,7 @@ static void print_results(struct perf *p)
 	       secs, p->bytes, p->chunks, p->failed,
 	       secs > 0 ? (double)p->bytes * 8 / secs / 1e6 : 0.0, cpu,
 	       p->bytes ? cpu * 1e9 / (double)p->bytes : 0.0, cs->rx_packets,
-	       cs->rx_data_bytes, srtt_ms(c));
+	       cs->rx_data_bytes, p->conn_srtt_ms);
 }
 
 /* ---- options ---- */
@@ -496,6 +542,11 @@ static int run(struct perf *p)
 	r = open_swarm(p);
 	if (r)
 		return r;
+	r = watch_signals(p);
+	if (r) {
+		fprintf(stderr, "peersnap-perf: signals: %s\n", strerror(-r));
+		return r;
+	}
 	if (p->fetch) {
 		arm_timer(p, TIMER_GUARD, now + CONNECT_GRACE, &p->guard_ts);
 		for (unsigned int i = 0; i < p->window; i++)
@@ -519,7 +570,7 @@ int main(int argc, char **argv)
 	struct perf p = {
 		.listen = "::", .size = 64ull << 20, .chunk = 256u << 10,
 		.seconds = 10, .window = 32, .cls = PSD_SWARM_DEMAND,
-		.gso = true, .fd = -1,
+		.gso = true, .fd = -1, .sigfd = -1,
 	};
 	int r;
 
@@ -545,5 +596,7 @@ int main(int argc, char **argv)
 	psd_swarm_free(p.sw);
 	psd_loop_uninit(p.loop);
 	psd_identity_wipe(&p.id);
+	if (p.sigfd >= 0)
+		close(p.sigfd);
 	return r || p.failed_run ? 1 : 0;
 }

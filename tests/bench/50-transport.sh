@@ -52,13 +52,13 @@ psn_run() {
 	srv=$!
 	line=$(net_perf_fetch $PORT --time "$SECONDS_PER_RUN")
 	rc=$?
-	kill -INT $srv 2>/dev/null
+	kill -TERM $srv 2>/dev/null
 	wait $srv 2>/dev/null
 	[ $rc = 0 ] && [ "$(field "$line" failed)" = 0 ] || {
 		diag "peersnap-perf fetch: ${line:-no result} (rc $rc)"
 		return 1
 	}
-	echo "$(field "$line" goodput_mbit) $(( $(field "$line" rx_data_bytes) - $(field "$line" bytes) ))"
+	echo "$(field "$line" goodput_mbit) $(field "$(grep '^mode=serve' $NET_DIR/serve.out)" rtx_bytes)"
 }
 
 cell() {

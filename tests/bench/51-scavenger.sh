@@ -46,7 +46,7 @@ transfer() {
 	net_perf_serve "$port" --time $((secs + 40)) >$NET_DIR/serve-$port.out 2>&1 &
 	srv=$!
 	line=$(net_perf_fetch "$port" --class "$cls" --time "$secs")
-	kill -INT $srv 2>/dev/null
+	kill -TERM $srv 2>/dev/null
 	wait $srv 2>/dev/null
 	diag "$cls: ${line:-no result}" >&2
 	[ "$(field "$line" failed)" = 0 ] || return 1

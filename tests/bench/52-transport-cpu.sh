@@ -46,7 +46,7 @@ psn_run() {
 	fetch=$(timeout $((SECS + 30)) "$PERF" fetch --identity "$DIR/b.key" \
 		--listen 127.0.0.1 --port $((PORT + 1)) \
 		--peer 127.0.0.1:$PORT="$KA" --time "$SECS" "$@" | grep '^mode=fetch')
-	kill -INT $srv 2>/dev/null
+	kill -TERM $srv 2>/dev/null
 	wait $srv 2>/dev/null
 	# The server's CPU time counts from its start: it idles before and after.
 	serve=$(grep '^mode=serve' "$DIR/serve.out")

@@ -103,7 +103,7 @@ static void teardown(struct ctx *c)
 	psd_loop_uninit(c->loop);
 }
 
-static int send_one(struct ctx *c, size_t len)
+static int send_one_as(struct ctx *c, size_t len, bool alone)
 {
 	uint8_t d[PSD_UDP_DGRAM_MAX];
 	size_t i = c->n_sent;
@@ -113,13 +113,18 @@ static int send_one(struct ctx *c, size_t len)
 		return -E2BIG;
 	for (size_t j = 0; j < len; j++)
 		d[j] = pattern(i, j);
-	r = psd_udp_send(c->u, (struct sockaddr *)&c->self, sizeof(c->self),
-			 d, len);
+	r = (alone ? psd_udp_send_alone : psd_udp_send)(c->u,
+		(struct sockaddr *)&c->self, sizeof(c->self), d, len);
 	if (r)
 		return r;
 	c->sizes[c->n_sent++] = len;
 	c->bytes_sent += len;
 	return 0;
+}
+
+static int send_one(struct ctx *c, size_t len)
+{
+	return send_one_as(c, len, false);
 }
 
 /* Flushes and runs the loop until `want` datagrams came (or 5 s). */
@@ -209,6 +214,28 @@ TEST(ipv4_gso_and_gro)
 	       (unsigned long long)psd_udp_stats(c.u)->tx_gso_batches,
 	       psd_udp_gro(c.u) ? "on" : "off",
 	       (unsigned long long)psd_udp_stats(c.u)->rx_gro_batches);
+	teardown(&c);
+}
+
+/* A datagram sent alone (a path MTU probe) joins no batch and ends the
+ * one before it: 3 + 1 + 3 equal datagrams are two GSO sends of 3. */
+TEST(send_alone_is_never_batched)
+{
+	struct ctx c;
+
+	ASSERT_EQ(0, setup(&c, "::1", true, false, false, 0, 0));
+	if (!psd_udp_gso(c.u)) {
+		teardown(&c);
+		SKIP(return, "no UDP GSO on this kernel");
+	}
+	for (int i = 0; i < 7; i++)
+		ASSERT_EQ(0, send_one_as(&c, 1200, i == 3));
+	ASSERT_EQ(0, run_until(&c, 7));
+	ASSERT_FALSE(c.timed_out);
+	EXPECT_EQ(7, c.n_got);
+	EXPECT_EQ(0, c.bad_bytes + c.bad_size + c.bad_src);
+	EXPECT_EQ(2, psd_udp_stats(c.u)->tx_gso_batches);
+	EXPECT_EQ(7, psd_udp_stats(c.u)->tx_datagrams);
 	teardown(&c);
 }
 
