@@ -51,6 +51,9 @@ struct swarm_link {
 	struct psd_conn *conn;
 	bool ended;			/* the connection closed: reset it */
 	bool renewing;			/* peer silent: renew()ed */
+	/* An authentic packet came while renewing: the peer is alive (an
+	 * outage, not a restart), so the connection may go on. */
+	bool heard_while_renewing;
 	unsigned int n_issued;		/* requests in the connection */
 	uint64_t waiting_since;		/* n_issued last went 0 -> 1 */
 };
@@ -377,7 +380,9 @@ static void reset_link(struct psd_swarm *sw, struct swarm_link *l,
 
 /*
  * A new session brings a new connection (docs/protocol.md, "Restarts")
- * when this end renewed it as initiator (the peer had gone silent), or
+ * when this end renewed it as initiator (the peer had gone silent) and
+ * heard nothing authentic from it meanwhile (a restarted peer cannot
+ * seal under the old keys; one that answers was only cut off), or
  * when the numbers say so (peer.h): a connection going on across a rekey
  * numbers on, a restarted peer's new one counts from 0. A renewing end
  * whose initiation lost to the peer's (crossing) is a responder like any.
@@ -386,7 +391,8 @@ static bool wants_new_conn(const struct swarm_link *l)
 {
 	const struct psd_conn_stats *st = psd_conn_stats(l->conn);
 
-	if (l->renewing && l->peer->current.keys.initiator)
+	if (l->renewing && l->peer->current.keys.initiator &&
+	    !l->heard_while_renewing)
 		return true;
 	return psd_peer_conn_starts_over(l->peer, st->tx_packets ?
 					 st->last_pn + 1 : 0);
@@ -438,6 +444,7 @@ static void renew_if_silent(struct psd_swarm *sw, struct swarm_link *l,
 	if (presumed_dead_at(l) > now)
 		return;
 	l->renewing = true;
+	l->heard_while_renewing = false;
 	sw->st.sessions_renewed++;
 	psd_peer_renew(l->peer, now);
 }
@@ -622,6 +629,7 @@ void psd_swarm_on_datagram(struct psd_swarm *sw, const uint8_t *dgram,
 
 		/* An all-PADDING packet sealed by the session layer before
 		 * its connection existed is no packet of the connection. */
+		l->heard_while_renewing |= l->renewing;
 		if (l->conn && !psd_chunk_is_zero(plain, plain_len))
 			psd_conn_recv_opened(l->conn, peer->last_rx_pn, plain,
 					     plain_len, len, now);
