@@ -18,19 +18,8 @@ DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
 PORT=$((20000 + RANDOM % 20000))
 
-result() {
-	echo "bench: $1 $2 $3" | tee -a "${BENCH_RESULTS:-/dev/null}"
-}
-
-median() {
-	printf '%s\n' "$@" | sort -g | awk '
-		{ v[NR] = $1 }
-		END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-field() {
-	tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"
-}
+RESULTS=${BENCH_RESULTS:-}
+. "$PEERSNAP_TOP/tests/bench/stats.sh"
 
 key() {
 	"$PERF" key --identity "$DIR/$1.key" | sed -n 's/^pubkey=//p'

@@ -25,6 +25,7 @@
 
 . "$PEERSNAP_TOP/tests/vm/lib.sh"
 . "$PEERSNAP_TOP/tests/vm/peersnap.sh"
+. "$PEERSNAP_TOP/tests/bench/stats.sh"
 
 BENCH_RUNTIME=${PEERSNAP_BENCH_RUNTIME:-8}
 BENCH_REPS=${PEERSNAP_BENCH_REPS:-4}
@@ -35,17 +36,6 @@ RESULTS=/out/results.txt
 # Any fio run longer than this is hung (a held read that never returns).
 FIO_TIMEOUT=$((BENCH_RUNTIME * 3 + 120))
 
-# result NAME VALUE UNIT: one machine-readable result line.
-result() {
-	echo "bench: $1 $2 $3" | tee -a "$RESULTS"
-}
-
-# median VALUE...: the median (mean of the middle two for an even count).
-median() {
-	printf '%s\n' "$@" | sort -g | awk '
-		{ v[NR] = $1 }
-		END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 # fio_terse FIO_ARGS...: runs one fio job and prints its terse (version 3)
 # line; the fields scripts use are read_field below. Fails on a fio error.

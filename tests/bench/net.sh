@@ -94,8 +94,3 @@ net_perf_fetch() {
 		--port $((port + 1)) --peer $NET_A:"$port"=$NET_KEY_A $NET_DATA "$@" |
 		grep '^mode=fetch'
 }
-
-# field LINE NAME: the value of NAME=... in a key=value result line.
-field() {
-	tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"
-}

@@ -1303,6 +1303,34 @@ struct pair_result {
 	uint64_t fg_tx_scavenger;
 };
 
+/* Two transfers on bg's simulator, each end muxed over its links. */
+static int pair_init(struct transfer *bg, struct transfer *dem,
+		     const struct setup *bs, const struct setup *ds,
+		     struct mux *cm, struct mux *sm)
+{
+	int r = transfer_init(bg, bs);
+
+	if (r)
+		return r;
+	r = transfer_init(dem, ds);
+	if (r) {
+		transfer_free(bg);
+		return r;
+	}
+	bg->sim.node[0] = mux_node(cm, &bg->cli, &dem->cli);
+	bg->sim.node[1] = mux_node(sm, &bg->srv, &dem->srv);
+	return 0;
+}
+
+/* Both transfers delivered exact bytes, each once. */
+static void expect_pair_exact(struct __test_metadata *_metadata,
+			      const struct transfer *bg,
+			      const struct transfer *dem)
+{
+	EXPECT_EQ(0, bg->bad_bytes + dem->bad_bytes);
+	EXPECT_EQ(0, bg->duplicates + dem->duplicates);
+}
+
 /*
  * A background flow (bs) runs alone, then a second flow (ds) joins at
  * ds.start_at; both share the server->client link.
@@ -1316,17 +1344,13 @@ static void run_pair(struct __test_metadata *_metadata, const char *what,
 	struct race r = { .demand = &dem, .background = &bg };
 	uint64_t span;
 
-	ASSERT_EQ(0, transfer_init(&bg, bs));
-	ASSERT_EQ(0, transfer_init(&dem, ds));
-	bg.sim.node[0] = mux_node(&cm, &bg.cli, &dem.cli);
-	bg.sim.node[1] = mux_node(&sm, &bg.srv, &dem.srv);
+	ASSERT_EQ(0, pair_init(&bg, &dem, bs, ds, &cm, &sm));
 	r.queue = (struct queue_meter){ .link = &bg.sim.link[1],
 					.from = ds->start_at,
 					.until = UINT64_MAX };
 	ASSERT_EQ(0, sim_run(&bg.sim, 120 * SEC, race_step, &r));
 	EXPECT_EQ(ds->n_chunks, dem.completed);
-	EXPECT_EQ(0, dem.bad_bytes + bg.bad_bytes);
-	EXPECT_EQ(0, dem.duplicates + bg.duplicates);
+	expect_pair_exact(_metadata, &bg, &dem);
 	ret->bg = bg.delivered - r.bg_at_demand_start;
 	ret->fg = dem.delivered;
 	ret->queue_mean_ms = meter_mean_ms(&r.queue);
@@ -1392,6 +1416,15 @@ static struct setup background_setup(unsigned int n_chunks, uint64_t seed)
 
 	su.down.queue_bytes = 20 * MBIT / 8 / 10;
 	return su;
+}
+
+/* ds becomes a demand transfer from start_at beside background bs. */
+static void demand_beside(struct setup *bs, struct setup *ds,
+			  uint64_t start_at)
+{
+	bs->cid_salt = 0xff;
+	ds->prio = PSD_PRIO_DEMAND;
+	ds->start_at = start_at;
 }
 
 TEST(scavenger_class_alone_fills_link)
@@ -1463,10 +1496,8 @@ static void scavenger_class_vs(struct __test_metadata *_metadata,
 	struct pair_result p;
 	double alone;
 
-	bs.cid_salt = 0xff;
-	ds.prio = PSD_PRIO_DEMAND;
+	demand_beside(&bs, &ds, 3 * SEC);	/* the background flow first */
 	ds.server_cc = cc;
-	ds.start_at = 3 * SEC;			/* the background flow first */
 	alone = queue_alone_ms(_metadata, &ds);
 	run_pair(_metadata, cc->name, &bs, &ds, &p);
 	TH_LOG("queueing delay added: %.1f ms", p.queue_mean_ms - alone);
@@ -1525,17 +1556,11 @@ static double late_request_mbit(struct __test_metadata *_metadata,
 				  .len = 4 * MiB };
 	double mbit;
 
-	bs.cid_salt = 0xff;
-	ds.prio = PSD_PRIO_DEMAND;
-	ds.start_at = 2 * SEC;
-	ASSERT_EQ(0, transfer_init(&bg, &bs));
-	ASSERT_EQ(0, transfer_init(&dem, &ds));
-	bg.sim.node[0] = mux_node(&cm, &bg.cli, &dem.cli);
-	bg.sim.node[1] = mux_node(&sm, &bg.srv, &dem.srv);
+	demand_beside(&bs, &ds, 2 * SEC);
+	ASSERT_EQ(0, pair_init(&bg, &dem, &bs, &ds, &cm, &sm));
 	ASSERT_EQ(0, sim_run(&bg.sim, 120 * SEC, late_request_step, &l));
 	EXPECT_EQ(ds.n_chunks, dem.completed);
-	EXPECT_EQ(0, bg.bad_bytes + dem.bad_bytes);
-	EXPECT_EQ(0, bg.duplicates + dem.duplicates);
+	expect_pair_exact(_metadata, &bg, &dem);
 	EXPECT_EQ(PSD_CONN_OPEN, psd_conn_state(bg.srv.c));
 	mbit = (double)l.len * 8 * SEC / (bg.done_at[l.id] - l.at) / MBIT;
 	TH_LOG("%s request of 4 MiB after the demand flow ended at %.2f s: %.2f Mbit/s",
@@ -1646,14 +1671,9 @@ static uint64_t ask_back_ns(struct __test_metadata *_metadata,
 			      .next_at = 5 * SEC };
 	uint64_t mean;
 
-	bs.cid_salt = 0xff;
 	bs.client_serves = true;
-	ds.prio = PSD_PRIO_DEMAND;
-	ds.start_at = 2 * SEC;
-	ASSERT_EQ(0, transfer_init(&bg, &bs));
-	ASSERT_EQ(0, transfer_init(&dem, &ds));
-	bg.sim.node[0] = mux_node(&cm, &bg.cli, &dem.cli);
-	bg.sim.node[1] = mux_node(&sm, &bg.srv, &dem.srv);
+	demand_beside(&bs, &ds, 2 * SEC);
+	ASSERT_EQ(0, pair_init(&bg, &dem, &bs, &ds, &cm, &sm));
 	ASSERT_EQ(0, sim_run(&bg.sim, 60 * SEC, ask_back_step, &a));
 	EXPECT_EQ(0, dem.end_time);		/* the demand flow still ran */
 	EXPECT_EQ(0, bg.bad_bytes + dem.bad_bytes);
@@ -1688,17 +1708,12 @@ TEST(scavenger_class_yields_after_demand_request)
 	struct switch_back s = { .bg = &bg, .dem = &dem, .len = 8 * MiB };
 	uint64_t bg_bytes, fg_bytes, span;
 
-	bs.cid_salt = 0xff;
-	ds.prio = PSD_PRIO_DEMAND;
-	ASSERT_EQ(0, transfer_init(&bg, &bs));
-	ASSERT_EQ(0, transfer_init(&dem, &ds));
-	bg.sim.node[0] = mux_node(&cm, &bg.cli, &dem.cli);
-	bg.sim.node[1] = mux_node(&sm, &bg.srv, &dem.srv);
+	demand_beside(&bs, &ds, 0);
+	ASSERT_EQ(0, pair_init(&bg, &dem, &bs, &ds, &cm, &sm));
 	ASSERT_EQ(0, sim_run(&bg.sim, 120 * SEC, switch_back_step, &s));
 	ASSERT_NE(0, s.switched);
 	EXPECT_EQ(ds.n_chunks, dem.completed);
-	EXPECT_EQ(0, bg.bad_bytes + dem.bad_bytes);
-	EXPECT_EQ(0, bg.duplicates + dem.duplicates);
+	expect_pair_exact(_metadata, &bg, &dem);
 	bg_bytes = bg.delivered - s.bg_at;
 	fg_bytes = dem.delivered - s.dem_at;
 	span = dem.end_time - s.switched;
