@@ -86,9 +86,15 @@ struct psd_cubic {
 	unsigned int round_samples;
 };
 
+#define PSD_LEDBAT_CURRENT_FILTER	4
+
 struct psd_ledbat {
 	uint64_t base_delay;		/* minimum RTT seen, ns */
 	bool slow_start;
+	/* The RTT samples of the last few ACKs (RFC 6817's CURRENT_FILTER). */
+	uint64_t recent[PSD_LEDBAT_CURRENT_FILTER];
+	unsigned int n_recent;
+	uint64_t recent_at;		/* when the newest was taken */
 };
 
 #define PSD_BBR_BW_ROUNDS	10	/* the bandwidth filter's window */

@@ -6,8 +6,11 @@
  * beside it keeps nearly the whole link.
  *
  * Without one-way timestamps the queueing delay is estimated from RTTs:
- * the latest RTT minus the smallest ever seen (the base delay). Queues in
- * both directions count, which only makes the scavenger more timid.
+ * the smallest RTT of the last PSD_LEDBAT_CURRENT_FILTER ACKs (RFC 6817's
+ * current-delay filter: one late ACK -- a receiver not scheduled at once,
+ * a delayed ACK -- is not a queue, a queue delays them all) minus the
+ * smallest ever seen (the base delay). Queues in both directions count,
+ * which only makes the scavenger more timid.
  *
  *   slow start    window += acked while the delay stays under 3/4 TARGET
  *                 (and until the first loss)
@@ -79,20 +82,39 @@ static void decrease(struct psd_cc *cc, size_t bytes, uint64_t delay)
 						     min_window(cc);
 }
 
+/* The current delay's RTT: the smallest of the last few ACKs' samples
+ * (the packets one ACK acknowledges share its sample: one entry). */
+static uint64_t current_rtt(struct psd_ledbat *s, uint64_t now,
+			    uint64_t latest)
+{
+	uint64_t min = latest;
+
+	if (!s->n_recent || now != s->recent_at) {
+		s->recent[s->n_recent % PSD_LEDBAT_CURRENT_FILTER] = latest;
+		s->n_recent++;
+		s->recent_at = now;
+	}
+	for (unsigned int i = 0; i < PSD_LEDBAT_CURRENT_FILTER &&
+	     i < s->n_recent; i++)
+		if (s->recent[i] < min)
+			min = s->recent[i];
+	return min;
+}
+
 static void ledbat_on_acked(struct psd_cc *cc, uint64_t now, size_t bytes,
 			    uint64_t time_sent, uint64_t bytes_in_flight,
 			    const struct psd_rtt *rtt)
 {
 	struct psd_ledbat *s = &cc->ledbat;
-	uint64_t delay;
+	uint64_t delay, current;
 
-	(void)now;
 	if (rtt->min && rtt->min < s->base_delay)
 		s->base_delay = rtt->min;
+	current = current_rtt(s, now, rtt->latest);
 	if (cc->in_recovery && time_sent <= cc->recovery_start)
 		return;
 	cc->in_recovery = false;
-	delay = rtt->latest > s->base_delay ? rtt->latest - s->base_delay : 0;
+	delay = current > s->base_delay ? current - s->base_delay : 0;
 	if (s->slow_start && delay < LEDBAT_TARGET * 3 / 4) {
 		if ((bytes_in_flight + bytes) * 2 >= cc->cwnd)
 			cc->cwnd += bytes;

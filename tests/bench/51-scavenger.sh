@@ -9,9 +9,12 @@
 #            queueing delay it adds over the idle link's RTT (goal <= 60 ms)
 #   demand   a demand-class transfer from a second server, alone: its rate
 #            and RTT under load (the reference for the next step)
-#   beside   the demand transfer with the scavenger started 2 s after it
-#            and ending 2 s before: the scavenger's share (goal <= 0.2)
-#            and the delay added over the demand transfer alone (<= 60 ms)
+#   first    the scavenger running, a demand transfer from 2 s in to 2 s
+#            before its end: the share of the demand's goodput the
+#            scavenger keeps (goal <= 0.2) and the delay it adds over the
+#            demand transfer alone (<= 60 ms)
+#   late     the same with the demand transfer first (the scavenger a
+#            latecomer: its base delay is measured over the demand's queue)
 #
 # Shares are goodput (whole hash-checked chunks) over the rate limit.
 # vm-smp: 2
@@ -20,7 +23,7 @@
 #
 # Results: scav.{rate,rtt}, scav.base.ping_ms, scav.alone.{mbit,share,
 # ping_ms,delay_ms}, scav.demand.alone.{mbit,ping_ms},
-# scav.demand.beside.mbit, scav.beside.{mbit,share,ping_ms,delay_ms}.
+# scav.first.{demand.mbit,share,delay_ms}, scav.late.{mbit,share,delay_ms}.
 . "$PEERSNAP_TOP/tests/bench/lib.sh"
 . "$PEERSNAP_TOP/tests/bench/net.sh"
 
@@ -92,20 +95,39 @@ wait
 result scav.demand.alone.mbit "$(cat $NET_DIR/demand.alone)" Mbit/s
 result scav.demand.alone.ping_ms "$(cat $NET_DIR/ping.demand)" ms
 
-# Both: the scavenger inside the demand transfer's run.
-transfer $DEMAND_PORT demand $((SECS + 4)) $NET_DIR/demand.beside &
-demand=$!
-sleep 2
-measured_ping 4 $((SECS - 6)) $NET_DIR/ping.beside &
-transfer $SCAV_PORT scavenger "$SECS" $NET_DIR/scav.beside ||
-	bail_out "the scavenger transfer beside demand failed"
-wait $demand || bail_out "the demand transfer beside the scavenger failed"
-wait
-result scav.demand.beside.mbit "$(cat $NET_DIR/demand.beside)" Mbit/s
-result scav.beside.mbit "$(cat $NET_DIR/scav.beside)" Mbit/s
-result scav.beside.share "$(share "$(cat $NET_DIR/scav.beside)")" of-link
-result scav.beside.ping_ms "$(cat $NET_DIR/ping.beside)" ms
-result scav.beside.delay_ms "$(minus "$(cat $NET_DIR/ping.beside)" \
+# Both, in either order; the later one runs entirely inside the earlier.
+#   scavenger first (hydration running, then a read's demand arrives): the
+#   share the scavenger keeps is what the demand transfer loses against
+#   its run alone, 1 - beside / alone.
+#   demand first (the scavenger a latecomer): its own goodput over the
+#   rate limit.
+# Either way the ping runs while both do; its added delay is against the
+# demand transfer alone.
+beside() {
+	local first=$1 second=$2 pid
+	transfer $((first == 1 ? SCAV_PORT : DEMAND_PORT)) \
+		"$([ "$first" = 1 ] && echo scavenger || echo demand)" \
+		$((SECS + 4)) $NET_DIR/first &
+	pid=$!
+	sleep 2
+	measured_ping 4 $((SECS - 6)) $NET_DIR/ping.beside &
+	transfer $((first == 1 ? DEMAND_PORT : SCAV_PORT)) "$second" "$SECS" \
+		$NET_DIR/second || bail_out "the $second transfer failed"
+	wait $pid || bail_out "the first transfer failed"
+	wait
+}
+
+beside 1 demand
+result scav.first.demand.mbit "$(cat $NET_DIR/second)" Mbit/s
+result scav.first.share "$(awk -v b="$(cat $NET_DIR/second)" \
+	-v a="$(cat $NET_DIR/demand.alone)" 'BEGIN { printf "%.3f\n", 1 - b / a }')" of-demand
+result scav.first.delay_ms "$(minus "$(cat $NET_DIR/ping.beside)" \
+	"$(cat $NET_DIR/ping.demand)")" ms
+
+beside 2 scavenger
+result scav.late.mbit "$(cat $NET_DIR/second)" Mbit/s
+result scav.late.share "$(share "$(cat $NET_DIR/second)")" of-link
+result scav.late.delay_ms "$(minus "$(cat $NET_DIR/ping.beside)" \
 	"$(cat $NET_DIR/ping.demand)")" ms
 ok "every transfer moved its data (every chunk hash-checked)"
 ktap_finish

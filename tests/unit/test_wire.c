@@ -510,6 +510,37 @@ TEST(cubic_reduction_and_growth)
 }
 
 /*
+ * LEDBAT's current delay is the smallest RTT of the last few ACKs: one
+ * ACK 150 ms late (a receiver that was not scheduled) does not shrink
+ * the window; four in a row (a queue) do.
+ */
+TEST(ledbat_filters_one_late_ack)
+{
+	struct psd_rtt rtt = { .latest = 50 * MS, .smoothed = 50 * MS,
+			       .var = 5 * MS, .min = 50 * MS };
+	struct psd_cc cc;
+	uint64_t t = 0, w;
+
+	psd_cc_init(&cc, &psd_cc_ledbat, 1200, 0);
+	cc.cwnd = 100 * 1200;
+	cc.ops->on_lost(&cc, 1 * MS, 1200, 0);	/* out of slow start */
+	for (int i = 0; i < 8; i++) {
+		t += MS;
+		cc.ops->on_acked(&cc, t, 1200, t, cc.cwnd, &rtt);
+	}
+	w = cc.cwnd;
+	rtt.latest = 200 * MS;
+	t += MS;
+	cc.ops->on_acked(&cc, t, 1200, t, cc.cwnd, &rtt);
+	EXPECT_GE(cc.cwnd, w);
+	for (int i = 0; i < PSD_LEDBAT_CURRENT_FILTER; i++) {
+		t += MS;
+		cc.ops->on_acked(&cc, t, 1200, t, cc.cwnd, &rtt);
+	}
+	EXPECT_LT(cc.cwnd, w);
+}
+
+/*
  * A paced, window-limited sender over a FIFO bottleneck of one 1200-byte packet
  * per ms (1.2 MB/s) and 50 ms of delay after it, every drop_every-th
  * packet lost (0: none), each packet acknowledged on its own.
