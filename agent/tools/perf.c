@@ -232,7 +232,6 @@ static double srtt_ms(const struct psd_conn *c)
 static void on_idle(void *ctx)
 {
 	struct perf *p = ctx;
-
 	struct psd_conn *c = psd_swarm_conn(p->sw, p->peer.key);
 
 	if (p->fetch && !p->started && conn_open(p))
