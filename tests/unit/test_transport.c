@@ -1821,6 +1821,20 @@ static void pmtu_report(struct __test_metadata *_metadata, const char *what,
 	       (unsigned long long)l->mtu_drops);
 }
 
+/* Runs p's transfer over su (for at most limit), checks and reports it as
+ * what; returns the server's path MTU state. */
+static const struct psd_pmtu *run_pmtu(struct __test_metadata *_metadata,
+				       struct pmtu_run *p,
+				       const struct setup *su, uint64_t limit,
+				       const char *what)
+{
+	ASSERT_EQ(0, transfer_init(&p->t, su));
+	ASSERT_EQ(0, sim_run(&p->t.sim, limit, pmtu_step, p));
+	CHECK_TRANSFER(p->t, *su);
+	pmtu_report(_metadata, what, p);
+	return psd_conn_pmtu(p->t.srv.c);
+}
+
 /* Probes lost to the MTU are no data lost: nothing was sent again. */
 #define EXPECT_PROBE_LOSSES_ONLY(c) do {				\
 	const struct psd_recovery *r_ = psd_conn_recovery(c);		\
@@ -1836,11 +1850,7 @@ TEST(pmtu_1500_path_reaches_the_maximum)
 	struct pmtu_run p = { .settled = false };
 	const struct psd_pmtu *pm;
 
-	ASSERT_EQ(0, transfer_init(&p.t, &su));
-	ASSERT_EQ(0, sim_run(&p.t.sim, 60 * SEC, pmtu_step, &p));
-	CHECK_TRANSFER(p.t, su);
-	pmtu_report(_metadata, "MTU 1500", &p);
-	pm = psd_conn_pmtu(p.t.srv.c);
+	pm = run_pmtu(_metadata, &p, &su, 60 * SEC, "MTU 1500");
 	EXPECT_EQ(PSD_PMTU_COMPLETE, pm->state);
 	EXPECT_EQ(PSD_DGRAM_MAX, psd_pmtu_size(pm));
 	EXPECT_EQ(PSD_DGRAM_MAX, psd_pmtu_size(psd_conn_pmtu(p.t.cli.c)));
@@ -1860,11 +1870,7 @@ TEST(pmtu_1280_path_settles_below_it)
 	struct pmtu_run p = { .settled = false };
 	const struct psd_pmtu *pm;
 
-	ASSERT_EQ(0, transfer_init(&p.t, &su));
-	ASSERT_EQ(0, sim_run(&p.t.sim, 60 * SEC, pmtu_step, &p));
-	CHECK_TRANSFER(p.t, su);
-	pmtu_report(_metadata, "MTU 1280", &p);
-	pm = psd_conn_pmtu(p.t.srv.c);
+	pm = run_pmtu(_metadata, &p, &su, 60 * SEC, "MTU 1280");
 	ASSERT_TRUE(p.settled);
 	EXPECT_LE(psd_pmtu_size(pm), 1280);
 	EXPECT_GT(psd_pmtu_size(pm), 1280 - PSD_PMTU_STEP);
@@ -1882,11 +1888,7 @@ TEST(pmtu_1200_path_stays_at_the_base)
 	struct pmtu_run p = { .settled = false };
 	const struct psd_pmtu *pm;
 
-	ASSERT_EQ(0, transfer_init(&p.t, &su));
-	ASSERT_EQ(0, sim_run(&p.t.sim, 60 * SEC, pmtu_step, &p));
-	CHECK_TRANSFER(p.t, su);
-	pmtu_report(_metadata, "MTU 1200", &p);
-	pm = psd_conn_pmtu(p.t.srv.c);
+	pm = run_pmtu(_metadata, &p, &su, 60 * SEC, "MTU 1200");
 	EXPECT_EQ(PSD_PMTU_COMPLETE, pm->state);
 	EXPECT_EQ(PSD_DGRAM_MIN, psd_pmtu_size(pm));
 	EXPECT_EQ(PSD_DGRAM_MIN, psd_conn_cc(p.t.srv.c)->mss);
@@ -1902,11 +1904,7 @@ TEST(pmtu_black_hole_mid_transfer)
 	struct pmtu_run p = { .shrink_at = 32 * 128 * KiB / 3 };
 	const struct psd_pmtu *pm;
 
-	ASSERT_EQ(0, transfer_init(&p.t, &su));
-	ASSERT_EQ(0, sim_run(&p.t.sim, 120 * SEC, pmtu_step, &p));
-	CHECK_TRANSFER(p.t, su);
-	pmtu_report(_metadata, "MTU 1500, then 1200", &p);
-	pm = psd_conn_pmtu(p.t.srv.c);
+	pm = run_pmtu(_metadata, &p, &su, 120 * SEC, "MTU 1500, then 1200");
 	ASSERT_NE(0, p.shrunk_at);
 	EXPECT_EQ(1, pm->st.black_holes);
 	EXPECT_EQ(PSD_DGRAM_MIN, psd_pmtu_size(pm));
@@ -1941,14 +1939,10 @@ TEST(pmtu_on_lossy_paths)
 			su.up.blackhole_end = su.down.blackhole_end =
 				300 * MS + cases[i].blackhole;
 		}
-		ASSERT_EQ(0, transfer_init(&p.t, &su));
-		ASSERT_EQ(0, sim_run(&p.t.sim, 600 * SEC, pmtu_step, &p));
-		CHECK_TRANSFER(p.t, su);
 		snprintf(what, sizeof(what), "MTU 1500, case %u", i);
-		pmtu_report(_metadata, what, &p);
+		pm = run_pmtu(_metadata, &p, &su, 600 * SEC, what);
 		/* A false alarm costs a search, which may settle a step
 		 * short of the maximum if loss takes its probes. */
-		pm = psd_conn_pmtu(p.t.srv.c);
 		EXPECT_GE(psd_pmtu_size(pm), 1400);
 		EXPECT_EQ(0, p.t.sim.link[1].st.mtu_drops);
 		transfer_free(&p.t);
