@@ -381,18 +381,26 @@ TEST(scavenger_class_served_under_the_scavenger_limit)
 	teardown(&e);
 }
 
+/* A asks B for every chunk; B is freed and made again once 5 are done:
+ * every chunk arrives, exact, within limit_s seconds. */
+static void run_across_restart(struct __test_metadata *_metadata,
+			       struct env *e, unsigned int limit_s)
+{
+	e->restart_at = 5;
+	for (unsigned int i = 0; i < N_CHUNKS; i++)
+		ASSERT_EQ(0, request(e, e->a, e->idb.pk, i, e->hashes[i]));
+	ASSERT_EQ(0, run(e, N_CHUNKS, limit_s));
+	EXPECT_FALSE(e->timed_out);
+	EXPECT_EQ(1, e->restarts);
+	EXPECT_EQ(0, total_bad(e));
+}
+
 TEST(server_restart_mid_transfer)
 {
 	static struct env e;
 
 	ASSERT_EQ(0, setup(&e));
-	e.restart_at = 5;
-	for (unsigned int i = 0; i < N_CHUNKS; i++)
-		ASSERT_EQ(0, request(&e, e.a, e.idb.pk, i, e.hashes[i]));
-	ASSERT_EQ(0, run(&e, N_CHUNKS, 30));
-	EXPECT_FALSE(e.timed_out);
-	EXPECT_EQ(1, e.restarts);
-	EXPECT_EQ(0, total_bad(&e));
+	run_across_restart(_metadata, &e, 30);
 	/* The old connection ended and a second one carried the rest. */
 	EXPECT_EQ(2, psd_swarm_stats(e.a)->conns_opened);
 	EXPECT_EQ(1, psd_swarm_stats(e.a)->conns_closed);
@@ -412,13 +420,7 @@ TEST(server_restart_recovers_before_the_idle_timeout)
 	const struct psd_swarm_stats *sa;
 
 	ASSERT_EQ(0, setup_timers(&e, true));
-	e.restart_at = 5;
-	for (unsigned int i = 0; i < N_CHUNKS; i++)
-		ASSERT_EQ(0, request(&e, e.a, e.idb.pk, i, e.hashes[i]));
-	ASSERT_EQ(0, run(&e, N_CHUNKS, 20));
-	EXPECT_FALSE(e.timed_out);
-	EXPECT_EQ(1, e.restarts);
-	EXPECT_EQ(0, total_bad(&e));
+	run_across_restart(_metadata, &e, 20);
 	ASSERT_NE(0, e.all_done_ns);
 	TH_LOG("done %llu ms after the restart", (unsigned long long)
 	       ((e.all_done_ns - e.restarted_ns) / PSD_MSEC));
