@@ -694,15 +694,6 @@ static int identity_load(struct agent *a)
 	return r;
 }
 
-static uint64_t realtime_offset(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec -
-	       psd_swarm_now();
-}
-
 /* After the store (what we serve) and the fetch engine (who asks). */
 static int swarm_start(struct agent *a)
 {
@@ -712,7 +703,7 @@ static int swarm_start(struct agent *a)
 		.gso = true, .gro = true,	/* where the kernel has them */
 		.cc = a->cfg.congestion == PSD_CONGESTION_CUBIC ?
 		      &psd_cc_cubic : &psd_cc_bbr,
-		.realtime_offset_ns = realtime_offset(),
+		.realtime_offset_ns = psd_swarm_realtime_offset(),
 		.lookup = psd_serve_lookup,
 	};
 	char err[512];

@@ -72,12 +72,22 @@ struct psd_swarm {
 	struct psd_swarm_stats st;
 };
 
-uint64_t psd_swarm_now(void)
+static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (uint64_t)ts.tv_sec * PSD_NSEC + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t psd_swarm_now(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+uint64_t psd_swarm_realtime_offset(void)
+{
+	return clock_ns(CLOCK_REALTIME) - psd_swarm_now();
 }
 
 static struct swarm_link *link_of(struct psd_swarm *sw, struct psd_peer *peer)

@@ -143,5 +143,7 @@ struct psd_conn *psd_swarm_conn(struct psd_swarm *sw,
 				const uint8_t key[PSD_PUBKEY_LEN]);
 /* The monotonic clock the swarm runs on, ns. */
 uint64_t psd_swarm_now(void);
+/* CLOCK_REALTIME minus that clock, now (psd_swarm_config's offset). */
+uint64_t psd_swarm_realtime_offset(void);
 
 #endif /* PSD_SWARM_H */

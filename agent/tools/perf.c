@@ -182,9 +182,15 @@ static void request_next(struct perf *p)
 {
 	const uint8_t *h = p->hashes[p->next_chunk++ % p->n_chunks];
 
-	if (psd_swarm_request(p->sw, p->peer.key, h, p->chunk, p->cls,
-			      on_chunk, p))
+	int r = psd_swarm_request(p->sw, p->peer.key, h, p->chunk, p->cls,
+				  on_chunk, p);
+
+	if (r) {
+		fprintf(stderr, "peersnap-perf: request refused: %s\n",
+			strerror(-r));
 		p->failed++;
+		finish_run(p, false);
+	}
 }
 
 static void on_chunk(void *ctx, int err, const uint8_t *bytes, size_t len)
@@ -489,21 +495,12 @@ static int load_identity(struct perf *p)
 	return 0;
 }
 
-static uint64_t realtime_offset(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * PSD_NSEC + (uint64_t)ts.tv_nsec -
-	       psd_swarm_now();
-}
-
 static int open_swarm(struct perf *p)
 {
 	struct psd_swarm_config sc = {
 		.loop = p->loop, .id = &p->id, .listen = p->listen,
 		.port = p->port, .gso = p->gso, .gro = p->gso, .cc = p->cc,
-		.realtime_offset_ns = realtime_offset(),
+		.realtime_offset_ns = psd_swarm_realtime_offset(),
 		.lookup = p->fetch ? NULL : lookup, .lookup_ctx = p,
 	};
 	struct sockaddr_in6 addr;
