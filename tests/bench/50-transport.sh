@@ -69,7 +69,10 @@ cell() {
 			t=$(tcp_run) && p=$(psn_run)
 		else
 			p=$(psn_run) && t=$(tcp_run)
-		fi || bail_out "run $i at $name failed"
+		fi || {
+			not_ok "$name: run $i failed"
+			return
+		}
 		tcp+=("$t")
 		psn+=("${p% *}")
 		rtx+=("${p#* }")
@@ -79,6 +82,7 @@ cell() {
 	result net.tcp.$name.mbit "$(median "${tcp[@]}")" Mbit/s
 	result net.psn.$name.mbit "$(median "${psn[@]}")" Mbit/s
 	result net.psn.$name.rtx "$(median "${rtx[@]}")" bytes
+	ok "$name: $REPS runs each, every peersnap chunk whole and hash-checked"
 }
 
 net_setup
@@ -91,5 +95,4 @@ for rtt in $RTTS; do
 		cell "$rtt" "$loss"
 	done
 done
-ok "every run moved its data (peersnap-perf: every chunk hash-checked)"
 ktap_finish
