@@ -24,8 +24,9 @@ SIZE=$((32 << 20))			# 8192 chunks of 4 KiB
 CHUNKS=$((SIZE / 4096))
 HELD_MIN=1000
 FIO_TIMEOUT=300
-# The debug kernel fetches several times slower (and shares the host with
-# another test's VM): the same margin as scripts/vm's VM_TIMEOUT_SCALE.
+# The debug kernel fetches several times slower (more still with another
+# test's VM beside it, CHECK_JOBS=2): the margin of scripts/vm's
+# VM_TIMEOUT_SCALE.
 [ -z "${PEERSNAP_DEBUG_KERNEL:-}" ] || FIO_TIMEOUT=900
 fio_pid=
 
