@@ -12,9 +12,9 @@
 #   leak   a leak of kmalloc'ed nodes -> status 1, the kmemleak report
 #   none   no bug (the control)       -> status 0
 #
-# leak and none run as one batch (scripts/vm batch, as the debug lane runs
-# its VM tests): the leak must be charged to leak's script alone, and none,
-# booted in the same kernel after it, must pass.
+# leak runs in one batch between two runs of none (scripts/vm batch, as
+# the debug lane runs its VM tests): the leak must be charged to leak's
+# script alone, and both runs of none must pass.
 #
 # Run by scripts/check as debug/selftest (after debug/build); by hand:
 # make debug-modules && tests/debug/selftest.sh
@@ -42,15 +42,19 @@ check_case() {
 	not_ok "$what"
 }
 
-# check_batch: leak then none in one boot (each a one-line script in the
-# run directory, which the guest sees at the same path).
+# check_batch: none, leak, none again in one boot (each a one-line script
+# in the run directory, which the guest sees at the same path): the leak
+# must be charged to leak alone, neither to the script before it nor to
+# the one after.
 check_batch() {
-	local bug output status dir=$work/batch
+	local job bug output status dir=$work/batch
 	mkdir -p "$dir"
-	for bug in leak none; do
-		printf '#!/bin/bash\nexec bash %q %s\n' "$top/tests/debug/guest.sh" "$bug" >"$dir/$bug.sh"
+	for job in before:none leak:leak after:none; do
+		bug=${job#*:}
+		printf '#!/bin/bash\nexec bash %q %s\n' "$top/tests/debug/guest.sh" "$bug" >"$dir/${job%:*}.sh"
 	done
-	output=$(KERNEL=debug VM_RUN_DIR=$dir/run "$top/scripts/vm" batch "$dir/leak.sh" "$dir/none.sh" 2>&1)
+	output=$(KERNEL=debug VM_RUN_DIR=$dir/run "$top/scripts/vm" batch \
+		"$dir/before.sh" "$dir/leak.sh" "$dir/after.sh" 2>&1)
 	status=$?
 	if [ "$status" = 1 ] && [ "$(cat "$dir/run/leak/status")" = 1 ] &&
 	   grep -q '^# vm: kmemleak reports involving the module' "$dir/run/leak/report.log"; then
@@ -60,11 +64,12 @@ check_batch() {
 		diag "$(cat "$dir/run/leak/report.log" 2>/dev/null)"
 		not_ok "a leak is caught by kmemleak and fails its script in a batch"
 	fi
-	if [ "$(cat "$dir/run/none/status" 2>/dev/null)" = 0 ]; then
-		ok "the same module without a bug passes, after the leak in the same boot"
+	if [ "$(cat "$dir/run/before/status" 2>/dev/null)" = 0 ] &&
+	   [ "$(cat "$dir/run/after/status" 2>/dev/null)" = 0 ]; then
+		ok "the same module without a bug passes, before and after the leak in the same boot"
 	else
-		diag "$(cat "$dir/run/none/report.log" 2>/dev/null)"
-		not_ok "the same module without a bug passes, after the leak in the same boot"
+		diag "$(cat "$dir/run/before/report.log" "$dir/run/after/report.log" 2>/dev/null)"
+		not_ok "the same module without a bug passes, before and after the leak in the same boot"
 	fi
 }
 

@@ -2,7 +2,8 @@
 # shellcheck shell=bash
 #
 # Helpers for the VM tests (tests/vm/NN-*.sh), which scripts/check runs one
-# per VM boot with `scripts/vm run`. Source it first:
+# per VM boot with `scripts/vm run` (on the debug kernel, several per boot
+# with `scripts/vm batch`, each in a fresh root). Source it first:
 #
 #	#!/bin/bash
 #	. "$(dirname "$0")/lib.sh"
@@ -294,7 +295,9 @@ dm_remove() {
 # scripts/vm turns off /dev/kmsg rate limiting so none is lost).
 kmsg_mark() {
 	_kmsg_marks=$((_kmsg_marks + 1))
-	_kmsg_mark="peersnap-test: mark $$.$_kmsg_marks"
+	# $SRANDOM: marks stay unique when several tests share a boot (a
+	# debug-lane batch) and a PID comes round again.
+	_kmsg_mark="peersnap-test: mark $$.$_kmsg_marks.$SRANDOM"
 	echo "$_kmsg_mark" >/dev/kmsg
 }
 
