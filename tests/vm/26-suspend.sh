@@ -24,16 +24,17 @@ make_brd 2 64
 make_image $IMG $((8 << 20))
 
 # Starts $NREADS O_DIRECT readers of absent chunks $1 + 10 i in the
-# background; reader i writes /tmp/r.i and its exit status to /tmp/s.i.
+# background; reader i writes /tmp/r.i and then its exit status to /tmp/s.i
+# (one write of two bytes: a reader is done once its file is not empty).
 first=0
 start_readers() {
 	local i
 	first=$1
 	rm -f /tmp/r.* /tmp/s.*
-	for i in $(seq $NREADS); do
+	for ((i = 1; i <= NREADS; i++)); do
 		(dd if=/dev/mapper/ps of=/tmp/r.$i bs=4k skip=$((first + 10 * i)) count=1 \
 			iflag=direct status=none 2>/dev/null
-		 echo $? >/tmp/s.$i.new && mv /tmp/s.$i.new /tmp/s.$i) &
+		 echo $? >/tmp/s.$i) &
 	done
 	wait_for "reads held" held_at_least ps $NREADS ||
 		diag "status: $(dmsetup status ps)"
@@ -41,21 +42,25 @@ start_readers() {
 
 all_done() {
 	local i
-	for i in $(seq $NREADS); do
-		[ -e /tmp/s.$i ] || return 1
+	for ((i = 1; i <= NREADS; i++)); do
+		[ -s /tmp/s.$i ] || return 1
 	done
 }
 
 # How many readers ended with status $1 (0, or 1 for EIO).
 count_status() {
-	cat /tmp/s.* | grep -cx "$1"
+	local i s n=0
+	for ((i = 1; i <= NREADS; i++)); do
+		read -r s </tmp/s.$i && [ "$s" = "$1" ] && n=$((n + 1))
+	done
+	echo $n
 }
 
 # How many readers got exactly the image's bytes.
 count_correct() {
 	local i n=0
-	for i in $(seq $NREADS); do
-		cmp -s /tmp/r.$i <(dd if=$IMG bs=4k skip=$((first + 10 * i)) count=1 status=none) &&
+	for ((i = 1; i <= NREADS; i++)); do
+		cmp -s -n 4096 -i 0:$(((first + 10 * i) * 4096)) /tmp/r.$i $IMG &&
 			n=$((n + 1))
 	done
 	echo $n
@@ -91,7 +96,7 @@ expect_success "suspend --noflush for the reload returns" \
 	timeout 30 dmsetup suspend --noflush ps
 expect_success "resume loads the new table" timeout 30 dmsetup resume ps
 assert_eq "$table 2 agent_timeout 60" \
-	"$(dmsetup table ps | sed 's| 1:0 1:1 | /dev/ram0 /dev/ram1 |')" \
+	"$(t=$(dmsetup table ps) && echo "${t/ 1:0 1:1 / /dev/ram0 /dev/ram1 }")" \
 	"the new table is live"
 start_agent "$ID=$IMG"
 wait_for "readers done" all_done

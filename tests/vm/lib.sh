@@ -44,6 +44,13 @@ _lib_deferred=()
 _kmsg_mark=
 _kmsg_marks=0
 
+# The helpers on the tests' hot paths (polls, kernel log checks, status
+# fields) start as few programs as they can, and those static: on the
+# debug kernel a dynamically linked program takes about 0.5 s to start
+# (each mapping of each library allocates, and KASAN and kmemleak record a
+# stack trace per allocation), busybox about 0.15 s, a shell builtin
+# nothing. docs/testing.md has the profile.
+
 # ---- KTAP output -----------------------------------------------------------
 
 _ktap_header() {
@@ -179,6 +186,14 @@ host_run_dir() {
 		mktemp -d "$PEERSNAP_TOP/build/vm-runs/$1-$(date +%Y%m%d-%H%M%S)-XXXX"
 }
 
+# nap SECONDS: sleep without starting a process (a read that times out on
+# a pipe that this shell holds open for writing, so no byte ever comes).
+exec {_nap_fd}<> <(:)
+nap() {
+	read -r -t "$1" -u "$_nap_fd" _
+	return 0
+}
+
 # ---- cleanup ---------------------------------------------------------------
 
 # defer CMD ARGS...: run CMD at exit (newest first).
@@ -303,9 +318,13 @@ kmsg_mark() {
 
 # kmsg_since_mark: the kernel log lines after the last kmsg_mark, without
 # timestamps, e.g. "device-mapper: table: 254:0: peersnap: <ti->error>".
+# (busybox reads the whole log buffer, as dmesg does, and prints each line
+# as "[seconds] text".)
 kmsg_since_mark() {
 	[ -n "$_kmsg_mark" ] || bail_out "kmsg_since_mark without kmsg_mark"
-	dmesg --notime | awk -v mark="$_kmsg_mark" 'seen { print } index($0, mark) { seen = 1 }'
+	busybox dmesg | busybox awk -v mark="$_kmsg_mark" '
+		seen { sub(/^\[[^]]*\] /, ""); print }
+		index($0, mark) { seen = 1 }'
 }
 
 # assert_kmsg REGEX DESC...: ok if a kernel log line since the mark matches
@@ -314,7 +333,7 @@ assert_kmsg() {
 	local re=$1 lines
 	shift
 	lines=$(kmsg_since_mark)
-	if grep -E -q -- "$re" <<<"$lines"; then
+	if busybox grep -E -q -- "$re" <<<"$lines"; then
 		ok "$*"
 		return 0
 	fi

@@ -63,7 +63,7 @@ start_agent() {
 }
 
 agent_registrations() {
-	dmesg | grep -c "agent registered (port"
+	busybox dmesg | busybox grep -c "agent registered (port"
 }
 
 agent_registered_after() {
@@ -93,9 +93,9 @@ held_at_least() {
 wait_for() {
 	local what=$1 i
 	shift
-	for i in $(seq 300); do
+	for ((i = 0; i < 300; i++)); do
 		"$@" && return 0
-		sleep 0.1
+		nap 0.1
 	done
 	echo "# timed out waiting for: $what" >&2
 	return 1
@@ -111,12 +111,19 @@ ps_create() {
 }
 
 # `dmsetup status` field names, in order after "<start> <len> peersnap".
+PS_FIELDS=(md chunk_sectors present dirty inflight fetched failed rejected agent hydration)
+
 ps_field() {
-	local name=$1 field=$2
-	dmsetup status "$name" | awk -v f="$field" '{
-		split("md chunk_sectors present dirty inflight fetched failed rejected agent hydration", n, " ")
-		for (i = 1; i <= 10; i++) if (n[i] == f) { print $(i + 3); exit }
-	}'
+	local name=$1 field=$2 status i
+	status=$(dmsetup status "$name") || return 1
+	read -r -a status <<<"$status"
+	for i in "${!PS_FIELDS[@]}"; do
+		if [ "${PS_FIELDS[i]}" = "$field" ]; then
+			echo "${status[i + 3]}"
+			return 0
+		fi
+	done
+	return 1
 }
 
 # agent_is NAME connected|disconnected
@@ -125,7 +132,9 @@ agent_is() {
 }
 
 chunks_present() {
-	ps_field "$1" present | cut -d/ -f1
+	local present
+	present=$(ps_field "$1" present) || return 1
+	echo "${present%%/*}"
 }
 
 # Zeroes the metadata device so the next ps_create formats it afresh.
@@ -134,10 +143,10 @@ wipe_metadata() {
 }
 
 agent_counter() {
-	local name=$1
+	local name=$1 json
 	shift
-	"$@" status --json | tr '{},' '\n\n\n' |
-		sed -n "s/^ *\"$name\": *\\([0-9]*\\)\$/\\1/p"
+	json=$("$@" status --json) || return 1
+	[[ $json =~ "\"$name\":"\ *([0-9]+) ]] && echo "${BASH_REMATCH[1]}"
 }
 
 device_sum() {
