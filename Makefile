@@ -2,10 +2,10 @@
 #
 #   make            build dm-peersnap.ko (W=1) and the userspace programs
 #   make deps       install every Debian package the project needs (idempotent)
-#   make check      unit tests (ASan+UBSan) and VM tests on Debian's kernel;
-#                   summary line at the end
-#   make check-all  the same, then every VM test again on the debug kernel
-#                   (built first, beside the Debian lane, if not cached)
+#   make check      unit tests (ASan+UBSan) and VM tests on Debian's kernel,
+#                   then every VM test again on the debug kernel (built
+#                   beside the Debian lane if not cached); summary line at
+#                   the end. LANES=debian make check: the first lane only
 #   make debug-kernel   the debug lane's kernel (KASAN, lockdep, kmemleak, UBSAN),
 #                   cached in /var/cache/peersnap: built once per machine
 #   make debug-modules  dm-peersnap.ko and the test-only broken module, built
@@ -20,7 +20,7 @@ KDIR ?= /lib/modules/$(KVER)/build
 export KVER KDIR
 
 .PHONY: all module agent tools unit deps check demo bench style vm-shell clean \
-	debug-kernel debug-modules check-all
+	debug-kernel debug-modules
 
 all: module agent tools
 
@@ -54,10 +54,6 @@ debug-modules:
 check: deps
 	$(MAKE) all
 	scripts/check
-
-check-all: deps
-	$(MAKE) all
-	LANES=debian,debug scripts/check
 
 demo: deps
 	$(MAKE) all

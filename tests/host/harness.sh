@@ -104,7 +104,7 @@ assert_eq $((8 << 20)) "$(blockdev --getsize64 /dev/ram0)" "/dev/ram0 is a fresh
 ktap_finish'
 	output=$(VM_RUN_DIR=$dir "$top/scripts/vm" batch "$work/leave.sh" "$work/fresh.sh" 2>&1)
 	status=$?
-	assert_eq "0 0 0" "$status $(cat "$dir/leave/status" "$dir/fresh/status" 2>/dev/null | tr '\n' ' ')" \
+	assert_eq "0 0 0" "$status $(cat "$dir/leave/status" 2>/dev/null) $(cat "$dir/fresh/status" 2>/dev/null)" \
 		"batch: both scripts pass" || show_run
 	if grep -q "left behind: device-mapper devices (leftover) module brd file /dev/stray-file (removed)" \
 		"$dir/leave/report.log"; then
